@@ -1,0 +1,59 @@
+"""One exception hierarchy: every misuse names the factory, the field or path, and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from factory.errors import FactoryError
+
+
+class DotmacFactoryError(FactoryError):
+    """Base of every error raised by dotmac-factoryboy."""
+
+
+class ConfigurationError(DotmacFactoryError, RuntimeError):
+    """A factory is missing something it needs to run (a session, a tenant factory...)."""
+
+
+class UnknownFieldError(DotmacFactoryError, TypeError):
+    """A keyword argument is not a model attribute, declaration, Param or trait."""
+
+
+class BatchSizeError(DotmacFactoryError, ValueError):
+    """A batch size is negative, or given twice (``size`` and ``count``)."""
+
+
+class FactoryNotFoundError(DotmacFactoryError, LookupError):
+    """No factory is registered under that name or for that model."""
+
+
+class CleanupError(DotmacFactoryError):
+    """Some tracked rows could not be deleted, or cleanup handlers raised."""
+
+    def __init__(
+        self, message: str, *, blocked: Sequence[Any] = (), errors: Sequence[BaseException] = ()
+    ) -> None:
+        super().__init__(message)
+        self.blocked = list(blocked)
+        self.errors = list(errors)
+
+
+class TenantIsolationError(DotmacFactoryError):
+    """Objects of one build tree would belong to different tenants."""
+
+
+class CustomizationError(DotmacFactoryError):
+    """A ``customize()`` or an override cannot be routed to exactly one place."""
+
+
+class LinkOnlyError(DotmacFactoryError):
+    """A ``LinkOnly`` instance cannot be linked where or how it was asked."""
+
+
+class RelationshipError(DotmacFactoryError):
+    """A relationship definition names unknown factories or attributes."""
+
+
+class ScenarioError(DotmacFactoryError):
+    """A scenario step failed, is unknown, or the steps form a cycle."""

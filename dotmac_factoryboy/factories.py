@@ -1,0 +1,250 @@
+"""SQLAlchemyFactory: factory_boy's SQLAlchemyModelFactory with a bound session, row tracking,
+validated calls and explicit priorities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from factory import enums
+from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
+from factory.base import FactoryMetaClass, OptionDefault
+from sqlalchemy.orm import Session
+
+from .customizations import Routed
+from .errors import BatchSizeError, ConfigurationError
+from .persistence import persistence_for
+from .plan import CallPlan
+from .registry import CleanupHandler, FactoryRegistry, registry
+
+ModelT = TypeVar("ModelT")
+
+
+@dataclass(eq=False)
+class BuildTree:
+    """Per-call state of one root factory call and everything it builds below it."""
+
+    plan: CallPlan
+    strategy: str
+    parent: BuildTree | None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+_TREE: ContextVar[BuildTree | None] = ContextVar("dotmac_build_tree", default=None)
+
+
+def current_tree() -> BuildTree | None:
+    """The build tree being built in this context, if any."""
+    return _TREE.get()
+
+
+@contextmanager
+def _entered(tree: BuildTree) -> Iterator[BuildTree]:
+    token = _TREE.set(tree)
+    try:
+        yield tree
+    finally:
+        _TREE.reset(token)
+
+
+def registry_of(factory_cls: Any) -> FactoryRegistry:
+    """The registry a factory registers and tracks in."""
+    chosen: FactoryRegistry | None = factory_cls._meta.registry
+    return chosen if chosen is not None else registry
+
+
+def _check_registry(meta: object, value: object) -> None:
+    if value is not None and not isinstance(value, FactoryRegistry):
+        raise ConfigurationError(
+            f"{meta}: Meta.registry must be a FactoryRegistry, got {value!r}. "
+            "Fix: pass a FactoryRegistry instance, or leave it unset for the default registry."
+        )
+
+
+def _check_register(meta: object, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{meta}: Meta.register must be True or False, got {value!r}.")
+
+
+class DotmacOptions(SQLAlchemyOptions):  # type: ignore[misc]
+    """factory_boy's SQLAlchemy options plus ``registry`` and ``register``."""
+
+    def _build_default_options(self) -> list[OptionDefault]:
+        return [
+            *super()._build_default_options(),
+            OptionDefault("registry", None, inherit=True, checker=_check_registry),
+            OptionDefault("register", True, inherit=False, checker=_check_register),
+        ]
+
+
+class FactoryMeta(FactoryMetaClass):  # type: ignore[misc]
+    """Registers concrete factories and lets ``Factory(...)`` take positional customizations."""
+
+    def __new__(mcs, class_name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        new_class = super().__new__(mcs, class_name, bases, attrs)
+        meta = new_class._meta
+        if not meta.abstract and meta.model is not None and meta.register:
+            registry_of(new_class).auto_register(new_class)
+        return new_class
+
+    def __call__(cls, *routed: Routed, **kwargs: Any) -> Any:
+        strategy = cls._meta.strategy
+        if strategy not in (enums.BUILD_STRATEGY, enums.CREATE_STRATEGY, enums.STUB_STRATEGY):
+            return super().__call__(**kwargs)
+        return getattr(cls, strategy)(*routed, **kwargs)
+
+    @property
+    def instances(cls) -> list[Any]:
+        """Instances this factory created in its registry's current tracking scope."""
+        return registry_of(cls).instances_of(cls)
+
+
+class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=FactoryMeta):  # type: ignore[misc]
+    """Drop-in base for factory_boy SQLAlchemy factories (every Meta option keeps working)."""
+
+    _options_class = DotmacOptions
+
+    class Meta:
+        abstract = True
+        sqlalchemy_session_persistence = "flush"  # every created instance has its primary key
+
+    # -- public API -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, *routed: Routed, **kwargs: Any) -> ModelT:
+        """Create and persist one instance (and everything it needs)."""
+        return cls._run(enums.CREATE_STRATEGY, routed, kwargs)  # type: ignore[no-any-return]
+
+    @classmethod
+    def build(cls, *routed: Routed, **kwargs: Any) -> ModelT:
+        """Build one instance without writing anything."""
+        return cls._run(enums.BUILD_STRATEGY, routed, kwargs)  # type: ignore[no-any-return]
+
+    @classmethod
+    def stub(cls, *routed: Routed, **kwargs: Any) -> Any:
+        """A StubObject with the factory's attributes."""
+        return cls._run(enums.STUB_STRATEGY, routed, kwargs)
+
+    @classmethod
+    def create_batch(  # type: ignore[override]
+        cls, size: int | Routed | None = None, *routed: Routed, count: int | None = None, **kwargs: Any
+    ) -> list[ModelT]:
+        """Create ``size`` (alias ``count``) instances."""
+        number, routed = _batch_arguments(cls, size, count, routed)
+        return [cls.create(*routed, **kwargs) for _ in range(number)]
+
+    @classmethod
+    def build_batch(  # type: ignore[override]
+        cls, size: int | Routed | None = None, *routed: Routed, count: int | None = None, **kwargs: Any
+    ) -> list[ModelT]:
+        """Build ``size`` (alias ``count``) instances."""
+        number, routed = _batch_arguments(cls, size, count, routed)
+        return [cls.build(*routed, **kwargs) for _ in range(number)]
+
+    @classmethod
+    def cleanup(cls) -> None:
+        """Delete the rows this factory created in the current scope, children first."""
+        registry_of(cls).cleanup_factory(cls)
+
+    @classmethod
+    def add_cleanup_handler(cls, handler: CleanupHandler) -> None:
+        """Run ``handler`` when this factory's rows are cleaned up."""
+        registry_of(cls).add_cleanup_handler(handler, cls)
+
+    # -- factory_boy extension points -------------------------------------------------------
+
+    @classmethod
+    def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
+        """factory_boy's root entry point; routed through the plan like every public call."""
+        return cls._run(strategy, (), params)
+
+    @classmethod
+    def _run(cls, strategy: str, routed: tuple[Routed, ...], kwargs: dict[str, Any]) -> Any:
+        """Plan and validate the whole call, then let factory_boy build it inside a BuildTree."""
+        if cls._meta.abstract:
+            return super()._generate(strategy, kwargs)  # factory_boy's own error
+        plan = CallPlan(cls, strategy, routed, kwargs)
+        if strategy == enums.CREATE_STRATEGY:
+            for node in plan.nodes():
+                _check_session(node.factory)
+        with _entered(BuildTree(plan, strategy, current_tree())) as tree:
+            cls._begin_tree(tree)
+            return super()._generate(strategy, plan.kwargs())
+
+    @classmethod
+    def _begin_tree(cls, tree: BuildTree) -> None:
+        """Hook run once per root call, after validation and before anything is built."""
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        session = cls._session()
+        if cls._meta.sqlalchemy_get_or_create:
+            return cls._get_or_create(model_class, session, args, kwargs)
+        return cls._save(model_class, session, args, kwargs)
+
+    @classmethod
+    def _save(
+        cls, model_class: type[Any], session: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        instance = model_class(*args, **kwargs)
+        persistence_for(cls._meta.sqlalchemy_session_persistence).save(session, instance)
+        registry_of(cls).track(instance, cls, session)
+        return instance
+
+    @classmethod
+    def _session(cls) -> Session:
+        """Meta session factory > Meta session > the registry's bound session."""
+        meta = cls._meta
+        if meta.sqlalchemy_session_factory is not None:
+            session: Session = meta.sqlalchemy_session_factory()
+            return session
+        if meta.sqlalchemy_session is not None:
+            explicit: Session = meta.sqlalchemy_session
+            return explicit
+        bound = registry_of(cls).bound_session
+        if bound is None:
+            raise _no_session(cls)
+        return bound
+
+
+def _check_session(factory_cls: Any) -> None:
+    """Fail before any INSERT when a factory of the tree could not find a session."""
+    meta = factory_cls._meta
+    if not hasattr(meta, "sqlalchemy_session"):
+        return
+    if meta.sqlalchemy_session is not None or meta.sqlalchemy_session_factory is not None:
+        return
+    if hasattr(meta, "register") and registry_of(factory_cls).bound_session is not None:
+        return
+    raise _no_session(factory_cls)
+
+
+def _no_session(factory_cls: Any) -> ConfigurationError:
+    return ConfigurationError(
+        f"{factory_cls.__name__}.create() has no SQLAlchemy session. Fix: set "
+        f"{factory_cls.__name__}.Meta.sqlalchemy_session (or sqlalchemy_session_factory), or "
+        "bind one for every factory with registry.bind(session) / `with registry.bound(session):`."
+        " build() and stub() need no session."
+    )
+
+
+def _batch_arguments(
+    factory_cls: Any, size: int | Routed | None, count: int | None, routed: tuple[Routed, ...]
+) -> tuple[int, tuple[Routed, ...]]:
+    """Accept factory_boy's ``size`` and DotMac's ``count``; positional customizations may follow."""
+    if size is not None and not isinstance(size, int):
+        routed, size = (size, *routed), None
+    name = factory_cls.__name__
+    if size is not None and count is not None:
+        raise BatchSizeError(
+            f"{name}: batch size given twice (size={size}, count={count}). Fix: pass one of them."
+        )
+    number = size if size is not None else count
+    if number is None:
+        raise BatchSizeError(f"{name}: batch needs a size. Fix: pass size=N or count=N.")
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise BatchSizeError(f"{name}: batch size must be a whole number >= 0, got {number!r}.")
+    return number, routed

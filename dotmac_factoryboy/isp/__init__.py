@@ -1,0 +1,1 @@
+"""The ISP reference domain: models, factories and their traits, built on the core package."""

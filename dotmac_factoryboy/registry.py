@@ -1,0 +1,252 @@
+"""FactoryRegistry: factories by name or model, the bound session, and the tracking scopes that
+let cleanup delete exactly the rows the factories created."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from .cleanup import BlockedRow, delete_instances
+from .errors import CleanupError, FactoryNotFoundError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+FactoryClass = Any
+"""A factory class (typed loosely: the registry never builds anything itself)."""
+CleanupHandler = Callable[[], object]
+
+
+def factory_name_for(model: type[Any]) -> str:
+    """``BillingAccount`` -> ``billing_account_factory``."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", model.__name__)
+    return f"{snake.lower()}_factory"
+
+
+@dataclass(frozen=True)
+class TrackedRow:
+    """One instance a factory created, with the factory and the session that wrote it."""
+
+    instance: Any
+    factory: FactoryClass
+    session: Session
+
+
+@dataclass(eq=False)
+class TrackingScope:
+    """Rows and cleanup handlers recorded since the scope opened."""
+
+    parent: TrackingScope | None = None
+    rows: list[TrackedRow] = field(default_factory=list)
+    handlers: list[tuple[FactoryClass | None, CleanupHandler]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FactoryRegistry:
+    """Finds factories, binds a session for them, tracks what they create and cleans it up."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, FactoryClass] = {}
+        self._root = TrackingScope()
+        self._scope: ContextVar[TrackingScope] = ContextVar(f"dotmac_scope_{id(self)}")
+        self._session: ContextVar[Session | None] = ContextVar(
+            f"dotmac_session_{id(self)}", default=None
+        )
+        self.relationships: dict[str, Any] = {}
+
+    # -- factories --------------------------------------------------------------------------
+
+    @property
+    def factories(self) -> Mapping[str, FactoryClass]:
+        """Read-only view of name -> factory."""
+        return MappingProxyType(self._factories)
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._factories)
+
+    def register_factory(self, factory_cls: FactoryClass, name: str | None = None) -> str:
+        """Register ``factory_cls`` under ``name`` (default: from its model); returns the name."""
+        key = name or factory_name_for(factory_cls._meta.model)
+        self._factories[key] = factory_cls
+        return key
+
+    def auto_register(self, factory_cls: FactoryClass) -> None:
+        """Register a newly defined factory unless it subclasses the one already registered.
+
+        Throwaway subclasses (pytest-factoryboy makes one per fixture evaluation) must not
+        replace their parent; an unrelated redefinition replaces the old one.
+        """
+        key = factory_name_for(factory_cls._meta.model)
+        existing = self._factories.get(key)
+        if existing is not None and issubclass(factory_cls, existing):
+            return
+        self._factories[key] = factory_cls
+
+    def get_factory(self, name: str) -> FactoryClass:
+        """The factory registered as ``name``."""
+        try:
+            return self._factories[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise FactoryNotFoundError(
+                f"No factory named {name!r}.{hint} Registered: {', '.join(self.names()) or 'none'}."
+                " Fix: define a factory for the model (it registers itself) or call "
+                "registry.register_factory(FactoryClass, name)."
+            ) from None
+
+    def factory_for(self, model: type[Any]) -> FactoryClass:
+        """The factory registered for ``model`` (its default name first)."""
+        preferred = self._factories.get(factory_name_for(model))
+        if preferred is not None and preferred._meta.model is model:
+            return preferred
+        for factory_cls in self._factories.values():
+            if factory_cls._meta.model is model:
+                return factory_cls
+        raise FactoryNotFoundError(
+            f"No factory registered for model {model.__name__}. Registered: "
+            f"{', '.join(self.names()) or 'none'}. Fix: define a factory with "
+            f"Meta.model = {model.__name__}, or register one."
+        )
+
+    def create_instance(self, name: str, *routed: Any, **kwargs: Any) -> Any:
+        """Create through the factory registered as ``name``."""
+        return self.get_factory(name).create(*routed, **kwargs)
+
+    # -- session binding --------------------------------------------------------------------
+
+    @property
+    def bound_session(self) -> Session | None:
+        """The session bound in the current context, if any."""
+        return self._session.get()
+
+    def bind(self, session: Session | None) -> None:
+        """Supply ``session`` to every factory of this registry that sets none (this context only)."""
+        self._session.set(session)
+
+    @contextmanager
+    def bound(self, session: Session) -> Iterator[Session]:
+        """Bind ``session`` for the duration of the block."""
+        token = self._session.set(session)
+        try:
+            yield session
+        finally:
+            self._session.reset(token)
+
+    # -- tracking ---------------------------------------------------------------------------
+
+    @property
+    def current_scope(self) -> TrackingScope:
+        """The innermost tracking scope of the current context."""
+        return self._scope.get(self._root)
+
+    @contextmanager
+    def scope(self, *, cleanup: bool = False) -> Iterator[TrackingScope]:
+        """Open a nested tracking scope; on exit, clean it up or hand its rows to the parent."""
+        outer = self.current_scope
+        inner = TrackingScope(parent=outer)
+        token = self._scope.set(inner)
+        try:
+            yield inner
+        finally:
+            self._scope.reset(token)
+            if cleanup:
+                self._cleanup(inner, None)
+            with outer.lock:
+                outer.rows.extend(inner.rows)
+                outer.handlers.extend(inner.handlers)
+
+    def track(self, instance: Any, factory_cls: FactoryClass, session: Session) -> None:
+        """Record a row a factory created."""
+        scope = self.current_scope
+        with scope.lock:
+            scope.rows.append(TrackedRow(instance, factory_cls, session))
+
+    @property
+    def instances(self) -> list[Any]:
+        """Instances tracked in the current scope, in creation order."""
+        return [row.instance for row in self.current_scope.rows]
+
+    def instances_of(self, factory_cls: FactoryClass) -> list[Any]:
+        """Instances ``factory_cls`` (or a subclass of it) created in the current scope."""
+        return [r.instance for r in self.current_scope.rows if issubclass(r.factory, factory_cls)]
+
+    def add_cleanup_handler(
+        self, handler: CleanupHandler, factory_cls: FactoryClass | None = None
+    ) -> None:
+        """Run ``handler`` after the deletes of the next cleanup (last added runs first)."""
+        scope = self.current_scope
+        with scope.lock:
+            scope.handlers.append((factory_cls, handler))
+
+    # -- cleanup ----------------------------------------------------------------------------
+
+    def cleanup_all(self) -> None:
+        """Delete every tracked row of the current scope, children first, then run handlers."""
+        self._cleanup(self.current_scope, None)
+
+    def cleanup_factory(self, factory_cls: FactoryClass) -> None:
+        """Delete the rows ``factory_cls`` created in the current scope, then its handlers."""
+        self._cleanup(self.current_scope, factory_cls)
+
+    def _cleanup(self, scope: TrackingScope, factory_cls: FactoryClass | None) -> None:
+        def selected(owner: FactoryClass | None) -> bool:
+            return factory_cls is None or (owner is not None and issubclass(owner, factory_cls))
+
+        with scope.lock:
+            rows = [r for r in scope.rows if selected(r.factory)]
+            handlers = [h for h in scope.handlers if selected(h[0])]
+            scope.handlers = [h for h in scope.handlers if not selected(h[0])]
+        blocked: list[BlockedRow] = []
+        done: set[int] = set()
+        for session in _unique(r.session for r in rows):
+            mine = [r.instance for r in rows if r.session is session]
+            deleted, stuck = delete_instances(session, mine)
+            done.update(id(i) for i in deleted)
+            blocked.extend(stuck)
+        with scope.lock:
+            scope.rows = [r for r in scope.rows if id(r.instance) not in done]
+        errors: list[BaseException] = []
+        for _, handler in reversed(handlers):
+            try:
+                handler()
+            except Exception as exc:
+                errors.append(exc)
+        if blocked or errors:
+            raise CleanupError(_cleanup_message(blocked, errors), blocked=blocked, errors=errors)
+
+
+def _unique(sessions: Iterator[Session]) -> list[Session]:
+    seen: dict[int, Session] = {}
+    for session in sessions:
+        seen.setdefault(id(session), session)
+    return list(seen.values())
+
+
+def _cleanup_message(blocked: list[BlockedRow], errors: list[BaseException]) -> str:
+    lines = []
+    if blocked:
+        lines.append(
+            f"{len(blocked)} tracked row(s) were left because rows the factories did not create "
+            "still reference them (everything else was deleted). Fix: delete or re-point the "
+            "referencing rows, then clean up again:"
+        )
+        lines.extend(
+            f"  {b.table} {b.primary_key!r} is referenced from {b.referenced_by}" for b in blocked
+        )
+    if errors:
+        lines.append(f"{len(errors)} cleanup handler(s) raised:")
+        lines.extend(f"  {type(e).__name__}: {e}" for e in errors)
+    return "\n".join(lines)
+
+
+registry = FactoryRegistry()
+"""The default registry every factory registers in unless its ``Meta.registry`` says otherwise."""

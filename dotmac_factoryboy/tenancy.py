@@ -1,0 +1,300 @@
+"""Tenant-correct build trees: one tenant per tree, from hard data first, then ambient defaults."""
+
+from __future__ import annotations
+
+import functools
+import inspect as pyinspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from factory import enums
+from factory.base import OptionDefault
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper
+
+from .errors import ConfigurationError, TenantIsolationError
+from .factories import (
+    BuildTree,
+    DotmacOptions,
+    FactoryMeta,
+    ModelT,
+    SQLAlchemyFactory,
+    current_tree,
+    registry_of,
+)
+from .plan import CallPlan
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """A tenant, known by id, by (possibly unsaved) instance, or both."""
+
+    id: Any
+    instance: Any = None
+
+    def same(self, other: TenantRef) -> bool:
+        """True when both refer to the same tenant."""
+        if self.id is not None and other.id is not None:
+            return bool(self.id == other.id)
+        return self.instance is not None and self.instance is other.instance
+
+    def __str__(self) -> str:
+        return f"tenant {self.id!r}" if self.id is not None else f"unsaved tenant {self.instance!r}"
+
+
+def tenant_ref(tenant_or_id: Any) -> TenantRef:
+    """Wrap a tenant instance or a tenant id."""
+    state = sa_inspect(tenant_or_id, raiseerr=False)
+    if state is None or not hasattr(state, "mapper"):
+        return TenantRef(tenant_or_id)
+    identity = state.identity
+    key = identity[0] if identity is not None and len(identity) == 1 else identity
+    return TenantRef(key, tenant_or_id)
+
+
+_CONTEXT: ContextVar[TenantRef | None] = ContextVar("dotmac_tenant_context", default=None)
+_CROSS: ContextVar[bool] = ContextVar("dotmac_allow_cross_tenant", default=False)
+
+
+class tenant_context:  # noqa: N801 - used like a function, as contextlib's helpers are
+    """Make a tenant the default for everything built inside (nests; per thread and task)."""
+
+    def __init__(self, tenant_or_id: Any) -> None:
+        self.tenant = tenant_ref(tenant_or_id)
+        self._tokens: list[Token[TenantRef | None]] = []
+
+    def __enter__(self) -> TenantRef:
+        self._tokens.append(_CONTEXT.set(self.tenant))
+        return self.tenant
+
+    def __exit__(self, *exc: object) -> None:
+        _CONTEXT.reset(self._tokens.pop())
+
+    def __call__(self, func: F) -> F:
+        """Use as a decorator: each call runs inside its own fresh context."""
+        tenant = self.tenant
+
+        if pyinspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with tenant_context(tenant.instance if tenant.instance is not None else tenant.id):
+                    return await func(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with tenant_context(tenant.instance if tenant.instance is not None else tenant.id):
+                return func(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+
+def current_tenant_id() -> Any:
+    """The id of the innermost active ``tenant_context``, or ``None``."""
+    ref = _CONTEXT.get()
+    return None if ref is None else ref.id
+
+
+@contextmanager
+def allow_cross_tenant() -> Iterator[None]:
+    """Disable the cross-tenant guard, to build invalid data on purpose."""
+    token = _CROSS.set(True)
+    try:
+        yield
+    finally:
+        _CROSS.reset(token)
+
+
+@functools.lru_cache(maxsize=None)
+def tenant_relationship_key(model: type[Any], tenant_field: str) -> str | None:
+    """The many-to-one relationship whose local column is ``tenant_field``, if the model has one."""
+    mapper: Mapper[Any] = sa_inspect(model)
+    column = mapper.columns.get(tenant_field)
+    if column is None:
+        return None
+    for rel in mapper.relationships:
+        if rel.direction.name == "MANYTOONE" and column in rel.local_columns:
+            return rel.key
+    return None
+
+
+def tenant_of(instance: Any, tenant_field: str) -> TenantRef | None:
+    """The tenant a mapped instance belongs to, if it is tenant-scoped and says so."""
+    state = sa_inspect(instance, raiseerr=False)
+    if state is None or not hasattr(state, "mapper") or tenant_field not in state.mapper.columns:
+        return None
+    value = getattr(instance, tenant_field)
+    if value is not None:
+        return TenantRef(value)
+    key = tenant_relationship_key(type(instance), tenant_field)
+    owner = getattr(instance, key) if key else None
+    return tenant_ref(owner) if owner is not None else None
+
+
+def _instances(value: Any) -> list[Any]:
+    items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    return [i for i in items if sa_inspect(i, raiseerr=False) is not None]
+
+
+class TenantOptions(DotmacOptions):
+    """Adds ``tenant_field``, ``tenant_relationship`` and ``tenant_factory``."""
+
+    def _build_default_options(self) -> list[OptionDefault]:
+        return [
+            *super()._build_default_options(),
+            OptionDefault("tenant_field", "tenant_id", inherit=True),
+            OptionDefault("tenant_relationship", None, inherit=True),
+            OptionDefault("tenant_factory", None, inherit=True),
+        ]
+
+
+class TenantFactoryMeta(FactoryMeta):
+    """Gives tenant factories the DotMac-style ``Factory.tenant_id = ...`` default."""
+
+    @property
+    def tenant_id(cls) -> Any:
+        """Factory-level default tenant (an id or instance); ``None`` when unset."""
+        return getattr(cls, "_dotmac_default_tenant", None)
+
+    @tenant_id.setter
+    def tenant_id(cls, value: Any) -> None:
+        type.__setattr__(cls, "_dotmac_default_tenant", value)
+
+
+class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMeta):
+    """Base for tenant-scoped models: every object of a build tree shares one tenant."""
+
+    _options_class = TenantOptions
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _tenant_scoped(cls) -> bool:
+        mapper = sa_inspect(cls._meta.model, raiseerr=False)
+        return mapper is not None and cls._meta.tenant_field in mapper.columns
+
+    @classmethod
+    def _tenant_relationship(cls) -> str | None:
+        explicit: str | None = cls._meta.tenant_relationship
+        return explicit or tenant_relationship_key(cls._meta.model, cls._meta.tenant_field)
+
+    @classmethod
+    def _tenant_factory(cls) -> Any:
+        if cls._meta.tenant_factory is not None:
+            return cls._meta.tenant_factory
+        mapper = sa_inspect(cls._meta.model)
+        key = cls._tenant_relationship()
+        if key is None:
+            raise ConfigurationError(
+                f"{cls.__name__}: no tenant given and no way to make one: "
+                f"{cls._meta.model.__name__}.{cls._meta.tenant_field} has no relationship to a "
+                "tenant model. Fix: set Meta.tenant_factory, or pass tenant_id=, or use "
+                "tenant_context(...)."
+            )
+        return registry_of(cls).factory_for(mapper.relationships[key].mapper.class_)
+
+    # -- tree resolution --------------------------------------------------------------------
+
+    @classmethod
+    def _begin_tree(cls, tree: BuildTree) -> None:
+        if cls._tenant_scoped():
+            tree.values["tenant"] = _hard_tenant(cls, tree.plan) or cls._ambient_tenant(tree)
+
+    @classmethod
+    def _ambient_tenant(cls, tree: BuildTree) -> TenantRef | None:
+        """Factory-level default > enclosing tree > tenant_context > a new tenant for this tree."""
+        if cls.tenant_id is not None:
+            return tenant_ref(cls.tenant_id)
+        enclosing = tree.parent.values.get("tenant") if tree.parent else None
+        if enclosing is not None:
+            return enclosing  # type: ignore[no-any-return]
+        active = _CONTEXT.get()
+        if active is not None or tree.strategy == enums.STUB_STRATEGY:
+            return active
+        maker = cls._tenant_factory()
+        made = maker.create() if tree.strategy == enums.CREATE_STRATEGY else maker.build()
+        return tenant_ref(made)
+
+    @classmethod
+    def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        return super()._build(model_class, *args, **cls._with_tenant(kwargs))
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        return super()._create(model_class, *args, **cls._with_tenant(kwargs))
+
+    @classmethod
+    def _with_tenant(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Fill in the tree's tenant; refuse objects that belong to another one."""
+        if not cls._tenant_scoped():
+            return kwargs
+        tree = current_tree()
+        if tree is not None and "tenant" not in tree.values:
+            tree.values["tenant"] = cls._ambient_tenant(tree)
+        tenant: TenantRef | None = tree.values.get("tenant") if tree is not None else None
+        field, relation = cls._meta.tenant_field, cls._tenant_relationship()
+        for key, value in kwargs.items():
+            if value is None:
+                continue
+            if key == field:
+                found: list[TenantRef] = [TenantRef(value)]
+            elif key == relation:
+                found = [tenant_ref(value)]
+            else:
+                found = [t for i in _instances(value) if (t := tenant_of(i, field)) is not None]
+            for ref in found:
+                if tenant is not None and not ref.same(tenant) and not _CROSS.get():
+                    raise _conflict(cls, (str(tenant), "the build tree"), (str(ref), key))
+        if tenant is None or kwargs.get(field) is not None or kwargs.get(relation or "") is not None:
+            return kwargs
+        if tenant.id is not None:
+            return {**kwargs, field: tenant.id}
+        if relation is not None:
+            return {**kwargs, relation: tenant.instance}
+        return kwargs
+
+
+def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
+    """The tenant that explicit keywords and passed-in instances agree on, if any."""
+    sources: list[tuple[TenantRef, str]] = []
+    for node in plan.nodes():
+        if not (isinstance(node.factory, TenantFactoryMeta) and node.factory._tenant_scoped()):
+            continue
+        field, relation = node.factory._meta.tenant_field, node.factory._tenant_relationship()
+        for key, value in node.caller.items():
+            where = ".".join((*node.path, key))
+            if value is None or "__" in key:
+                continue
+            if key == field:
+                sources.append((TenantRef(value), f"{where}="))
+            elif key == relation:
+                sources.append((tenant_ref(value), f"{where}="))
+            else:
+                sources.extend(
+                    (t, f"{where}=<{type(i).__name__}>")
+                    for i in _instances(value)
+                    if (t := tenant_of(i, field)) is not None
+                )
+    if not sources:
+        return None
+    first, origin = sources[0]
+    for ref, where in sources[1:]:
+        if not ref.same(first) and not _CROSS.get():
+            raise _conflict(root, (str(first), origin), (str(ref), where))
+    return first
+
+
+def _conflict(factory_cls: Any, one: tuple[str, str], other: tuple[str, str]) -> TenantIsolationError:
+    return TenantIsolationError(
+        f"{factory_cls.__name__}: one build tree would span two tenants: {one[0]} (from "
+        f"{one[1]}) and {other[0]} (from {other[1]}). Fix: pass objects of one tenant, or wrap "
+        "the call in allow_cross_tenant() if the test builds cross-tenant data on purpose."
+    )

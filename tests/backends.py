@@ -1,0 +1,51 @@
+"""Which databases the suite runs on: SQLite always, PostgreSQL and MariaDB when configured."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, text
+
+SERVER_URLS = {
+    "postgresql": "DOTMAC_TEST_POSTGRES_URL",
+    "mariadb": "DOTMAC_TEST_MARIADB_URL",
+}
+BACKENDS = ["sqlite", *SERVER_URLS]
+
+
+def required() -> bool:
+    """DOTMAC_REQUIRE_DATABASES=1 turns a missing or unreachable server into a failure."""
+    return os.environ.get("DOTMAC_REQUIRE_DATABASES", "") == "1"
+
+
+def unavailable(reason: str) -> None:
+    if required():
+        pytest.fail(f"{reason} (DOTMAC_REQUIRE_DATABASES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def make_engine(backend: str, tmp_dir: Path) -> Engine:
+    """A live engine for ``backend`` or a skip (a failure when databases are required)."""
+    if backend == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_dir / f'{uuid.uuid4().hex}.db'}")
+
+        @event.listens_for(engine, "connect")
+        def _foreign_keys(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+        return engine
+    variable = SERVER_URLS[backend]
+    url = os.environ.get(variable)
+    if not url:
+        unavailable(f"{backend} not configured: set {variable} to run these tests on it")
+    engine = create_engine(url, pool_pre_ping=True)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        unavailable(f"{backend} at {variable} is unreachable: {exc.__class__.__name__}: {exc}")
+    return engine

@@ -1,0 +1,73 @@
+"""Fixtures: one engine per configured backend, a session bound to the default registry, and a
+wiped database after every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, MetaData, text
+from sqlalchemy.orm import Session
+
+from dotmac_factoryboy import registry
+from dotmac_factoryboy.isp.models import Base as ISPBase
+
+from . import core_factories  # noqa: F401  (registers the core test factories)
+from .backends import BACKENDS, make_engine
+from .schema import Base as CoreBase
+
+METADATAS: tuple[MetaData, ...] = (CoreBase.metadata, ISPBase.metadata)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A live engine with both schemas created, once per backend."""
+    backend: str = request.param
+    engine = make_engine(backend, Path(tmp_path_factory.mktemp(backend)))
+    for metadata in METADATAS:
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+    yield engine
+    for metadata in METADATAS:
+        metadata.drop_all(engine)
+    engine.dispose()
+
+
+def wipe(engine: Engine) -> None:
+    """Empty every table, whatever the foreign keys say (test infrastructure only)."""
+    tables = [t for m in METADATAS for t in reversed(m.sorted_tables)]
+    with engine.begin() as connection:
+        dialect = engine.dialect.name
+        if dialect == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        if dialect == "sqlite":
+            connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        else:
+            connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+        for table in tables:
+            connection.execute(table.delete())
+        if dialect != "sqlite":
+            connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session bound to the default registry inside a fresh tracking scope."""
+    db = Session(engine)
+    with registry.bound(db), registry.scope():
+        try:
+            yield db
+        finally:
+            db.rollback()
+            db.close()
+            wipe(engine)
+
+
+def count(session: Session, model: type) -> int:
+    """Rows of ``model`` in the database, read through a fresh query."""
+    from sqlalchemy import func, select
+
+    return int(session.execute(select(func.count()).select_from(model)).scalar_one())
