@@ -137,24 +137,23 @@ class PlanNode:
 class Place:
     """A place that builds (or, when ``linked``, would have built) a model."""
 
-    node: PlanNode | None
-    parent: PlanNode | None
-    name: str
-    model: type[Any]
+    node: PlanNode
     linked: bool = False
 
     @property
     def path(self) -> tuple[str, ...]:
         """Path from the root."""
-        if self.node is not None:
-            return self.node.path
-        assert self.parent is not None
-        return (*self.parent.path, self.name)
+        return self.node.path
+
+    @property
+    def model(self) -> type[Any]:
+        """The model built there."""
+        return self.node.model
 
 
 def iter_places(node: PlanNode, ancestors: frozenset[Any] = frozenset()) -> Iterator[Place]:
     """Every place of the tree below ``node``, creating nodes as it goes."""
-    yield Place(node, None, node.path[-1] if node.path else "", node.model)
+    yield Place(node)
     if len(node.path) >= MAX_DEPTH or node.factory in ancestors:
         return
     traits = node.traits()
@@ -166,8 +165,10 @@ def iter_places(node: PlanNode, ancestors: frozenset[Any] = frozenset()) -> Iter
     for name in sorted(names):
         value = node.declaration(name, traits)
         if name in node.caller and not is_declaration(value):
-            for target in targets_of(node.factory._meta.base_declarations.get(name)):
-                yield Place(None, node, name, target.factory._meta.model, linked=True)
+            for target in targets_of(node.factory._meta.base_declarations.get(name))[:1]:
+                hidden = PlanNode(target.factory, (*node.path, name), target.defaults, target.provided)
+                for place in iter_places(hidden, ancestors | {node.factory}):
+                    yield Place(place.node, linked=True)
             continue
         for target in targets_of(value)[:1]:
             yield from iter_places(node.child(name, target), ancestors | {node.factory})
@@ -263,11 +264,10 @@ class CallPlan:
             if candidates:
                 raise CustomizationError(
                     f"{self._root_name}: {kind} for {wanted.__name__} targets {shown}, which is "
-                    "already linked to an existing instance. Fix: drop the override or the link."
+                    "linked to an existing instance (or lies inside one), so nothing is built "
+                    "there. Fix: drop the override or the link."
                 )
-            everywhere = ", ".join(
-                repr(p.label) for p in (pl.node for pl in iter_places(self.root)) if p is not None
-            )
+            everywhere = ", ".join(repr(p.node.label) for p in iter_places(self.root) if not p.linked)
             at = f" at path {format_path(item.path)!r}" if item.path is not None else ""
             raise CustomizationError(
                 f"{self._root_name}: {kind} for {wanted.__name__}{at} matches no place of the "
@@ -289,7 +289,6 @@ class CallPlan:
                 "this call builds. Fix: link a related row, or just use the instance you have."
             )
         node = place.node
-        assert node is not None
         parent = self._node_at(place.path[:-1])
         name = place.path[-1]
         if node.caller or node.customization is not None or name in parent.caller:
@@ -298,9 +297,7 @@ class CallPlan:
         self._set(parent, name, link)
 
     def _route_customization(self, customization: Customization) -> None:
-        place = self._route(customization, "customize()")
-        node = place.node
-        assert node is not None
+        node = self._route(customization, "customize()").node
         if node.customization is not None:
             raise CustomizationError(
                 f"{self._root_name}: two customizations target {node.label!r} "
