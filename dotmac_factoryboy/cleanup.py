@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, and_, delete, false, or_, select, tuple_, update
 from sqlalchemy import inspect as sa_inspect
@@ -29,7 +29,9 @@ class BlockedRow:
     referenced_by: str
 
 
-def delete_instances(session: Session, instances: Sequence[Any]) -> tuple[list[Any], list[BlockedRow]]:
+def delete_instances(
+    session: Session, instances: Sequence[Any]
+) -> tuple[list[Any], list[BlockedRow]]:
     """Delete the rows of ``instances`` children-first and commit; returns (deleted, blocked)."""
     session.flush()
     owners: dict[Row, list[Any]] = defaultdict(list)
@@ -48,7 +50,7 @@ def delete_instances(session: Session, instances: Sequence[Any]) -> tuple[list[A
     blocked = _blocked_rows(session, targets)
     blocked_keys = {(t, k) for t, k, _ in blocked}
     keep = {t: {k for k in keys if (t, k) not in blocked_keys} for t, keys in targets.items()}
-    order = sort_tables_and_constraints(list(keep))
+    order = sort_tables_and_constraints(list(keep))  # type: ignore[no-untyped-call]
     cyclic = [fk for table, fks in order if table is None for fk in fks]
     cyclic += [fk for t in keep for fk in t.foreign_key_constraints if fk.referred_table is t]
     for fk in cyclic:
@@ -76,7 +78,7 @@ def _blocked_rows(session: Session, targets: dict[Table, set[Key]]) -> list[tupl
     edges: list[tuple[Row, Row]] = []
     blocked: dict[Row, str] = {}
     for fk in _constraints_into(targets):
-        referred, referring = fk.referred_table, fk.parent
+        referred, referring = fk.referred_table, cast(Table, fk.parent)
         alias = referring.alias()  # a self-referential FK joins the table to itself
         condition = and_(*(alias.c[e.parent.key] == e.column for e in fk.elements))
         joined = alias.join(referred, condition)

@@ -36,7 +36,9 @@ class Customization:
 
 def customize(model: type[Any], *, path: str | None = None, **fields: Any) -> Customization:
     """Override ``fields`` wherever the factory tree builds ``model`` (or at ``path``)."""
-    return Customization(model=model, fields=MappingProxyType(dict(fields)), path=normalize_path(path))
+    return Customization(
+        model=model, fields=MappingProxyType(dict(fields)), path=normalize_path(path)
+    )
 
 
 @dataclass(frozen=True)

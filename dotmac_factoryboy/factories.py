@@ -3,7 +3,7 @@ validated calls and explicit priorities."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -69,22 +69,35 @@ def _check_register(meta: object, value: object) -> None:
         raise ConfigurationError(f"{meta}: Meta.register must be True or False, got {value!r}.")
 
 
-class DotmacOptions(SQLAlchemyOptions):  # type: ignore[misc]
+class DotmacOptions(SQLAlchemyOptions):
     """factory_boy's SQLAlchemy options plus ``registry`` and ``register``."""
+
+    # Typed view of the options factory_boy sets on the instance at class definition.
+    model: Any
+    abstract: bool
+    strategy: str
+    sqlalchemy_session: Session | None
+    sqlalchemy_session_factory: Callable[[], Session] | None
+    sqlalchemy_session_persistence: str | None
+    sqlalchemy_get_or_create: tuple[str, ...]
+    registry: FactoryRegistry | None
+    register: bool
 
     def _build_default_options(self) -> list[OptionDefault]:
         return [
-            *super()._build_default_options(),
+            *super()._build_default_options(),  # type: ignore[no-untyped-call]
             OptionDefault("registry", None, inherit=True, checker=_check_registry),
             OptionDefault("register", True, inherit=False, checker=_check_register),
         ]
 
 
-class FactoryMeta(FactoryMetaClass):  # type: ignore[misc]
+class FactoryMeta(FactoryMetaClass):
     """Registers concrete factories and lets ``Factory(...)`` take positional customizations."""
 
+    _meta: Any
+
     def __new__(mcs, class_name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
-        new_class = super().__new__(mcs, class_name, bases, attrs)
+        new_class = super().__new__(mcs, class_name, bases, attrs)  # type: ignore[no-untyped-call]
         meta = new_class._meta
         if not meta.abstract and meta.model is not None and meta.register:
             registry_of(new_class).auto_register(new_class)
@@ -93,7 +106,7 @@ class FactoryMeta(FactoryMetaClass):  # type: ignore[misc]
     def __call__(cls, *routed: Routed, **kwargs: Any) -> Any:
         strategy = cls._meta.strategy
         if strategy not in (enums.BUILD_STRATEGY, enums.CREATE_STRATEGY, enums.STUB_STRATEGY):
-            return super().__call__(**kwargs)
+            return super().__call__(**kwargs)  # type: ignore[no-untyped-call]
         return getattr(cls, strategy)(*routed, **kwargs)
 
     @property
@@ -102,10 +115,11 @@ class FactoryMeta(FactoryMetaClass):  # type: ignore[misc]
         return registry_of(cls).instances_of(cls)
 
 
-class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=FactoryMeta):  # type: ignore[misc]
+class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=FactoryMeta):
     """Drop-in base for factory_boy SQLAlchemy factories (every Meta option keeps working)."""
 
     _options_class = DotmacOptions
+    _meta: DotmacOptions
 
     class Meta:
         abstract = True
@@ -129,16 +143,24 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         return cls._run(enums.STUB_STRATEGY, routed, kwargs)
 
     @classmethod
-    def create_batch(  # type: ignore[override]
-        cls, size: int | Routed | None = None, *routed: Routed, count: int | None = None, **kwargs: Any
+    def create_batch(
+        cls,
+        size: int | Routed | None = None,
+        *routed: Routed,
+        count: int | None = None,
+        **kwargs: Any,
     ) -> list[ModelT]:
         """Create ``size`` (alias ``count``) instances."""
         number, routed = _batch_arguments(cls, size, count, routed)
         return [cls.create(*routed, **kwargs) for _ in range(number)]
 
     @classmethod
-    def build_batch(  # type: ignore[override]
-        cls, size: int | Routed | None = None, *routed: Routed, count: int | None = None, **kwargs: Any
+    def build_batch(
+        cls,
+        size: int | Routed | None = None,
+        *routed: Routed,
+        count: int | None = None,
+        **kwargs: Any,
     ) -> list[ModelT]:
         """Build ``size`` (alias ``count``) instances."""
         number, routed = _batch_arguments(cls, size, count, routed)
@@ -165,14 +187,14 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     def _run(cls, strategy: str, routed: tuple[Routed, ...], kwargs: dict[str, Any]) -> Any:
         """Plan and validate the whole call, then let factory_boy build it inside a BuildTree."""
         if cls._meta.abstract:
-            return super()._generate(strategy, kwargs)  # factory_boy's own error
+            return super()._generate(strategy, kwargs)  # type: ignore[no-untyped-call]
         plan = CallPlan(cls, strategy, routed, kwargs)
         if strategy == enums.CREATE_STRATEGY:
             for node in plan.nodes():
                 _check_session(node.factory)
         with _entered(BuildTree(plan, strategy, current_tree())) as tree:
             cls._begin_tree(tree)
-            return super()._generate(strategy, plan.kwargs())
+            return super()._generate(strategy, plan.kwargs())  # type: ignore[no-untyped-call]
 
     @classmethod
     def _begin_tree(cls, tree: BuildTree) -> None:
@@ -182,7 +204,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
         session = cls._session()
         if cls._meta.sqlalchemy_get_or_create:
-            return cls._get_or_create(model_class, session, args, kwargs)
+            return cls._get_or_create(model_class, session, args, kwargs)  # type: ignore[no-untyped-call]
         return cls._save(model_class, session, args, kwargs)
 
     @classmethod

@@ -166,7 +166,9 @@ def iter_places(node: PlanNode, ancestors: frozenset[Any] = frozenset()) -> Iter
         value = node.declaration(name, traits)
         if name in node.caller and not is_declaration(value):
             for target in targets_of(node.factory._meta.base_declarations.get(name))[:1]:
-                hidden = PlanNode(target.factory, (*node.path, name), target.defaults, target.provided)
+                hidden = PlanNode(
+                    target.factory, (*node.path, name), target.defaults, target.provided
+                )
                 for place in iter_places(hidden, ancestors | {node.factory}):
                     yield Place(place.node, linked=True)
             continue
@@ -267,7 +269,9 @@ class CallPlan:
                     "linked to an existing instance (or lies inside one), so nothing is built "
                     "there. Fix: drop the override or the link."
                 )
-            everywhere = ", ".join(repr(p.node.label) for p in iter_places(self.root) if not p.linked)
+            everywhere = ", ".join(
+                repr(p.node.label) for p in iter_places(self.root) if not p.linked
+            )
             at = f" at path {format_path(item.path)!r}" if item.path is not None else ""
             raise CustomizationError(
                 f"{self._root_name}: {kind} for {wanted.__name__}{at} matches no place of the "
@@ -365,7 +369,9 @@ class CallPlan:
                     "not a mapped SQLAlchemy instance. Fix: link a row of the model built there."
                 )
             if state.deleted or state.was_deleted or not state.has_identity:
-                status = "deleted" if state.deleted or state.was_deleted else "not yet in the database"
+                status = (
+                    "deleted" if state.deleted or state.was_deleted else "not yet in the database"
+                )
                 raise LinkOnlyError(
                     f"{self._root_name}: LinkOnly({type(link.instance).__name__}) at {where!r} "
                     f"is {status}; create() can only link persistent rows. Fix: add and flush "

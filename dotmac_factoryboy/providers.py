@@ -43,13 +43,13 @@ def vendor_mac(vendor: str, serial: int) -> str:
 class ISPProvider(BaseProvider):
     """Faker provider: ``factory.Faker("service_id")`` and friends."""
 
-    def ipv4_private(self) -> str:  # type: ignore[override]
+    def ipv4_private(self) -> str:
         """An RFC 1918 address (always ``is_private``)."""
         network = self.random_element(PRIVATE_NETWORKS)
         offset = self.generator.random.randrange(1, network.num_addresses - 1)
         return str(network.network_address + offset)
 
-    def ipv4_public(self) -> str:  # type: ignore[override]
+    def ipv4_public(self) -> str:
         """A globally routable unicast address (always ``is_global``)."""
         while True:
             address = ipaddress.IPv4Address(self.generator.random.getrandbits(32))
@@ -76,7 +76,9 @@ class ISPProvider(BaseProvider):
 
     def invoice_number(self) -> str:
         """``INV-2026-123456``."""
-        return f"INV-{self.generator.date_object().year}-{self.random_number(digits=6, fix_len=True)}"
+        return (
+            f"INV-{self.generator.date_object().year}-{self.random_number(digits=6, fix_len=True)}"
+        )
 
     def serial_number(self) -> str:
         """A device serial such as ``FTX1234A5BC``."""

@@ -61,7 +61,7 @@ _CONTEXT: ContextVar[TenantRef | None] = ContextVar("dotmac_tenant_context", def
 _CROSS: ContextVar[bool] = ContextVar("dotmac_allow_cross_tenant", default=False)
 
 
-class tenant_context:  # noqa: N801 - used like a function, as contextlib's helpers are
+class tenant_context:
     """Make a tenant the default for everything built inside (nests; per thread and task)."""
 
     def __init__(self, tenant_or_id: Any) -> None:
@@ -112,17 +112,23 @@ def allow_cross_tenant() -> Iterator[None]:
         _CROSS.reset(token)
 
 
-@functools.lru_cache(maxsize=None)
+_RELATION_KEYS: dict[tuple[type[Any], str], str | None] = {}
+
+
 def tenant_relationship_key(model: type[Any], tenant_field: str) -> str | None:
-    """The many-to-one relationship whose local column is ``tenant_field``, if the model has one."""
-    mapper: Mapper[Any] = sa_inspect(model)
-    column = mapper.columns.get(tenant_field)
-    if column is None:
-        return None
-    for rel in mapper.relationships:
-        if rel.direction.name == "MANYTOONE" and column in rel.local_columns:
-            return rel.key
-    return None
+    """The many-to-one relationship whose local column is ``tenant_field`` (cached per model)."""
+    if (model, tenant_field) not in _RELATION_KEYS:
+        mapper: Mapper[Any] = sa_inspect(model)
+        column = mapper.columns.get(tenant_field)
+        found = [
+            rel.key
+            for rel in mapper.relationships
+            if rel.direction.name == "MANYTOONE"
+            and column is not None
+            and column in rel.local_columns
+        ]
+        _RELATION_KEYS[(model, tenant_field)] = found[0] if found else None
+    return _RELATION_KEYS[(model, tenant_field)]
 
 
 def tenant_of(instance: Any, tenant_field: str) -> TenantRef | None:
@@ -225,7 +231,7 @@ class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMe
 
     @classmethod
     def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
-        return super()._build(model_class, *args, **cls._with_tenant(kwargs))
+        return super()._build(model_class, *args, **cls._with_tenant(kwargs))  # type: ignore[no-untyped-call]
 
     @classmethod
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
@@ -253,7 +259,11 @@ class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMe
             for ref in found:
                 if tenant is not None and not ref.same(tenant) and not _CROSS.get():
                     raise _conflict(cls, (str(tenant), "the build tree"), (str(ref), key))
-        if tenant is None or kwargs.get(field) is not None or kwargs.get(relation or "") is not None:
+        if (
+            tenant is None
+            or kwargs.get(field) is not None
+            or kwargs.get(relation or "") is not None
+        ):
             return kwargs
         if tenant.id is not None:
             return {**kwargs, field: tenant.id}
@@ -266,7 +276,7 @@ def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
     """The tenant that explicit keywords and passed-in instances agree on, if any."""
     sources: list[tuple[TenantRef, str]] = []
     for node in plan.nodes():
-        if not (isinstance(node.factory, TenantFactoryMeta) and node.factory._tenant_scoped()):
+        if not (issubclass(node.factory, TenantIsolatedFactory) and node.factory._tenant_scoped()):
             continue
         field, relation = node.factory._meta.tenant_field, node.factory._tenant_relationship()
         for key, value in node.caller.items():
@@ -292,7 +302,9 @@ def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
     return first
 
 
-def _conflict(factory_cls: Any, one: tuple[str, str], other: tuple[str, str]) -> TenantIsolationError:
+def _conflict(
+    factory_cls: Any, one: tuple[str, str], other: tuple[str, str]
+) -> TenantIsolationError:
     return TenantIsolationError(
         f"{factory_cls.__name__}: one build tree would span two tenants: {one[0]} (from "
         f"{one[1]}) and {other[0]} (from {other[1]}). Fix: pass objects of one tenant, or wrap "

@@ -21,7 +21,9 @@ METADATAS: tuple[MetaData, ...] = (CoreBase.metadata, ISPBase.metadata)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     """A live engine with both schemas created, once per backend."""
     backend: str = request.param
     engine = make_engine(backend, Path(tmp_path_factory.mktemp(backend)))

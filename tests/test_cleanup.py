@@ -95,7 +95,10 @@ def test_blocked_rows_raise_after_everything_else_is_deleted(session: Session) -
     assert "core_departments" in message and "core_employees" in message
     assert "core_companies" in message  # blocked through the department
     blocked = {(b.table, b.referenced_by) for b in info.value.blocked}
-    assert blocked == {("core_departments", "core_employees"), ("core_companies", "core_departments")}
+    assert blocked == {
+        ("core_departments", "core_employees"),
+        ("core_companies", "core_departments"),
+    }
     session.expire_all()
     assert session.get(Department, department_id) is not None
     assert session.get(Project, free_id) is None

@@ -192,7 +192,9 @@ def test_factory_boy_sqlalchemy_behaviours_hold_with_our_base(engine) -> None:  
         a, b = from_factory.create(), from_factory.create()
         assert len(made) == 2 and a in made[0] and b in made[1]
         with pytest.raises(RuntimeError, match="not both"):
-            factory_for("flush", sqlalchemy_session=writer, sqlalchemy_session_factory=session_factory)
+            factory_for(
+                "flush", sqlalchemy_session=writer, sqlalchemy_session_factory=session_factory
+            )
         with pytest.raises(TypeError, match="sqlalchemy_session_persistence"):
             factory_for("sometimes", sqlalchemy_session=writer)
     finally:

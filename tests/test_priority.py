@@ -123,13 +123,18 @@ def test_two_customizations_for_one_place_or_a_clash_with_a_keyword(session: Ses
 
 
 def test_a_customization_list_is_reusable_and_gives_the_same_result(session: Session) -> None:
-    shared = [customize(Customer, name="Same", type="business"), customize(BillingAccount, currency="EUR")]
+    shared = [
+        customize(Customer, name="Same", type="business"),
+        customize(BillingAccount, currency="EUR"),
+    ]
     first = InvoiceFactory.create(*shared)
     second = InvoiceFactory.create(*shared)
     for invoice in (first, second):
         account = invoice.billing_account
         assert (account.customer.name, account.customer.type, account.currency) == (
-            "Same", "business", "EUR"
+            "Same",
+            "business",
+            "EUR",
         )
     assert dict(shared[0].fields) == {"name": "Same", "type": "business"}
 
@@ -137,7 +142,10 @@ def test_a_customization_list_is_reusable_and_gives_the_same_result(session: Ses
 def test_customize_in_batches_and_stub() -> None:
     batch = CustomerFactory.build_batch(2, customize(Address, path="service_address", city="Rome"))
     assert [c.service_address.city for c in batch] == ["Rome", "Rome"]
-    assert InvoiceFactory.stub(customize(Customer, name="Stubbed")).billing_account.customer.name == "Stubbed"
+    assert (
+        InvoiceFactory.stub(customize(Customer, name="Stubbed")).billing_account.customer.name
+        == "Stubbed"
+    )
 
 
 # -- LinkOnly ---------------------------------------------------------------------------------
@@ -159,8 +167,12 @@ def test_link_only_does_not_invoke_the_subfactory(session: Session) -> None:
 
 def test_linked_instances_are_not_tracked(session: Session) -> None:
     customer = Customer(
-        customer_number="CUST-99999", name="hand made", email="h@example.net", phone="1",
-        tenant=TenantFactory.create(), service_address=AddressFactory.create(),
+        customer_number="CUST-99999",
+        name="hand made",
+        email="h@example.net",
+        phone="1",
+        tenant=TenantFactory.create(),
+        service_address=AddressFactory.create(),
     )
     session.add(customer)
     session.flush()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, select
@@ -20,7 +19,6 @@ from dotmac_factoryboy import (
 from dotmac_factoryboy.errors import TenantIsolationError
 from dotmac_factoryboy.isp.factories import (
     AddressFactory,
-    BillingAccountFactory,
     CustomerFactory,
     InvoiceFactory,
     ServiceFactory,
@@ -45,9 +43,9 @@ def tenants_in_db(session: Session, model: type) -> set[int]:
 
 
 @pytest.fixture
-def isolated_customer_factory() -> Iterator[type[CustomerFactory]]:
+def isolated_customer_factory() -> type[CustomerFactory]:
     """A throwaway subclass, as the pytest plugin hands out, so factory-level defaults never leak."""
-    yield type("Factory", (CustomerFactory,), {})
+    return type("Factory", (CustomerFactory,), {})
 
 
 def test_new_tenant_is_made_once_per_tree_and_shared(session: Session) -> None:
@@ -77,7 +75,11 @@ def test_linked_customer_decides_three_levels(session: Session) -> None:
     invoice = InvoiceFactory.create(LinkOnly(customer))
     assert invoice.billing_account.customer is customer
     assert count(session, Tenant) == tenants_before == 1
-    assert tenants_in_db(session, Invoice) == tenants_in_db(session, BillingAccount) == {customer.tenant_id}
+    assert (
+        tenants_in_db(session, Invoice)
+        == tenants_in_db(session, BillingAccount)
+        == {customer.tenant_id}
+    )
 
 
 def test_conflicting_hard_sources_fail_before_any_insert(session: Session) -> None:

@@ -99,11 +99,15 @@ class ServiceFactory(TenantIsolatedFactory[Service]):
 
     class Params:
         fiber = factory.Trait(
-            service_type="fiber_internet", plan="Fiber 1G", bandwidth_mbps=1000,
+            service_type="fiber_internet",
+            plan="Fiber 1G",
+            bandwidth_mbps=1000,
             monthly_price=Decimal("89.99"),
         )
         phone = factory.Trait(
-            service_type="phone", plan="Voice Unlimited", bandwidth_mbps=0,
+            service_type="phone",
+            plan="Voice Unlimited",
+            bandwidth_mbps=0,
             monthly_price=Decimal("19.99"),
         )
         tv = factory.Trait(

@@ -104,7 +104,9 @@ class Service(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     ip_address: Mapped[str | None] = mapped_column(String(45))
     customer: Mapped[Customer] = relationship(back_populates="services")
-    devices: Mapped[list[Device]] = relationship(secondary=service_devices, back_populates="services")
+    devices: Mapped[list[Device]] = relationship(
+        secondary=service_devices, back_populates="services"
+    )
 
 
 class BillingAccount(TenantScoped, Base):
@@ -151,7 +153,9 @@ class Device(TenantScoped, Base):
     ip_address: Mapped[str | None] = mapped_column(String(45))
     serial_number: Mapped[str] = mapped_column(String(40), unique=True)
     customer: Mapped[Customer | None] = relationship()
-    services: Mapped[list[Service]] = relationship(secondary=service_devices, back_populates="devices")
+    services: Mapped[list[Service]] = relationship(
+        secondary=service_devices, back_populates="devices"
+    )
 
 
 class Ticket(TenantScoped, Base):
