@@ -1,16 +1,27 @@
 """dotmac-factoryboy: factory_boy for SQLAlchemy 2.x multi-tenant back ends."""
 
+from .builders import ScenarioBuilder, ScenarioContext, TestDataBuilder
 from .customizations import Customization, LinkOnly, customize
 from .factories import SQLAlchemyFactory
+from .generators import DataGenerator, DataProvider, DataType, SequenceGenerator
 from .registry import FactoryRegistry, registry
+from .relationships import RelationshipDefinition
 from .tenancy import TenantIsolatedFactory, allow_cross_tenant, current_tenant_id, tenant_context
 
 __all__ = [
     "Customization",
+    "DataGenerator",
+    "DataProvider",
+    "DataType",
     "FactoryRegistry",
     "LinkOnly",
+    "RelationshipDefinition",
     "SQLAlchemyFactory",
+    "ScenarioBuilder",
+    "ScenarioContext",
+    "SequenceGenerator",
     "TenantIsolatedFactory",
+    "TestDataBuilder",
     "allow_cross_tenant",
     "current_tenant_id",
     "customize",

@@ -14,7 +14,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .cleanup import BlockedRow, delete_instances
-from .errors import CleanupError, FactoryNotFoundError
+from .errors import CleanupError, FactoryNotFoundError, RelationshipError
+from .relationships import RelationshipDefinition, validate_definition
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -59,7 +60,7 @@ class FactoryRegistry:
         self._session: ContextVar[Session | None] = ContextVar(
             f"dotmac_session_{id(self)}", default=None
         )
-        self.relationships: dict[str, Any] = {}
+        self._relationships: dict[str, RelationshipDefinition] = {}
 
     # -- factories --------------------------------------------------------------------------
 
@@ -120,6 +121,29 @@ class FactoryRegistry:
     def create_instance(self, name: str, *routed: Any, **kwargs: Any) -> Any:
         """Create through the factory registered as ``name``."""
         return self.get_factory(name).create(*routed, **kwargs)
+
+    # -- relationships ----------------------------------------------------------------------
+
+    @property
+    def relationships(self) -> Mapping[str, RelationshipDefinition]:
+        """Read-only view of name -> relationship definition."""
+        return MappingProxyType(self._relationships)
+
+    def register_relationship(self, definition: RelationshipDefinition) -> None:
+        """Register a relationship; ``RelationshipError`` if it does not fit the factories."""
+        validate_definition(definition, self)
+        self._relationships[definition.name] = definition
+
+    def get_relationship(self, name: str) -> RelationshipDefinition:
+        """The relationship registered as ``name``."""
+        try:
+            return self._relationships[name]
+        except KeyError:
+            raise RelationshipError(
+                f"No relationship named {name!r}. Registered: "
+                f"{', '.join(sorted(self._relationships)) or 'none'}. Fix: "
+                "registry.register_relationship(RelationshipDefinition(...)) first."
+            ) from None
 
     # -- session binding --------------------------------------------------------------------
 
@@ -197,14 +221,34 @@ class FactoryRegistry:
         """Delete the rows ``factory_cls`` created in the current scope, then its handlers."""
         self._cleanup(self.current_scope, factory_cls)
 
-    def _cleanup(self, scope: TrackingScope, factory_cls: FactoryClass | None) -> None:
+    def cleanup_instances(self, instances: list[Any]) -> None:
+        """Delete these tracked instances (children first); untracked ones are ignored."""
+        wanted = {id(i) for i in instances}
+        self._cleanup(self.current_scope, None, lambda row: id(row.instance) in wanted)
+
+    def forget(self, scope: TrackingScope) -> None:
+        """Drop a scope's records without deleting (its rows were rolled back)."""
+        with scope.lock:
+            scope.rows.clear()
+            scope.handlers.clear()
+
+    def _cleanup(
+        self,
+        scope: TrackingScope,
+        factory_cls: FactoryClass | None,
+        row_filter: Callable[[TrackedRow], bool] | None = None,
+    ) -> None:
         def selected(owner: FactoryClass | None) -> bool:
             return factory_cls is None or (owner is not None and issubclass(owner, factory_cls))
 
         with scope.lock:
-            rows = [r for r in scope.rows if selected(r.factory)]
-            handlers = [h for h in scope.handlers if selected(h[0])]
-            scope.handlers = [h for h in scope.handlers if not selected(h[0])]
+            rows = [
+                r
+                for r in scope.rows
+                if selected(r.factory) and (row_filter is None or row_filter(r))
+            ]
+            handlers = [h for h in scope.handlers if selected(h[0]) and row_filter is None]
+            scope.handlers = [h for h in scope.handlers if h not in handlers]
         blocked: list[BlockedRow] = []
         done: set[int] = set()
         for session in _unique(r.session for r in rows):

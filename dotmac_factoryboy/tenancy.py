@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 from factory import enums
 from factory.base import OptionDefault
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Mapper
 
 from .errors import ConfigurationError, TenantIsolationError
 from .factories import (
@@ -26,6 +25,7 @@ from .factories import (
     registry_of,
 )
 from .plan import CallPlan
+from .relationships import relationship_for_column
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -112,23 +112,9 @@ def allow_cross_tenant() -> Iterator[None]:
         _CROSS.reset(token)
 
 
-_RELATION_KEYS: dict[tuple[type[Any], str], str | None] = {}
-
-
 def tenant_relationship_key(model: type[Any], tenant_field: str) -> str | None:
-    """The many-to-one relationship whose local column is ``tenant_field`` (cached per model)."""
-    if (model, tenant_field) not in _RELATION_KEYS:
-        mapper: Mapper[Any] = sa_inspect(model)
-        column = mapper.columns.get(tenant_field)
-        found = [
-            rel.key
-            for rel in mapper.relationships
-            if rel.direction.name == "MANYTOONE"
-            and column is not None
-            and column in rel.local_columns
-        ]
-        _RELATION_KEYS[(model, tenant_field)] = found[0] if found else None
-    return _RELATION_KEYS[(model, tenant_field)]
+    """The many-to-one relationship whose local column is ``tenant_field``, if the model has one."""
+    return relationship_for_column(model, tenant_field)
 
 
 def tenant_of(instance: Any, tenant_field: str) -> TenantRef | None:

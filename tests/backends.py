@@ -33,8 +33,14 @@ def make_engine(backend: str, tmp_dir: Path) -> Engine:
         engine = create_engine(f"sqlite:///{tmp_dir / f'{uuid.uuid4().hex}.db'}")
 
         @event.listens_for(engine, "connect")
-        def _foreign_keys(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN (SAVEPOINTs work)
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection):  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql("BEGIN")
 
         return engine
     variable = SERVER_URLS[backend]
