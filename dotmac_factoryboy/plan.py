@@ -15,11 +15,12 @@ from typing import Any
 
 import factory
 from factory import enums
-from factory.declarations import Maybe, RelatedFactory, SubFactory, Trait
+from factory.declarations import SKIP, Maybe, RelatedFactory, SubFactory, Trait
 from sqlalchemy import inspect as sa_inspect
 
 from .customizations import Customization, LinkOnly, Routed, format_path
 from .errors import CustomizationError, LinkOnlyError, UnknownFieldError
+from .relationships import relationship_for_column
 
 SPLITTER: str = enums.SPLITTER
 MAX_DEPTH = 8
@@ -222,6 +223,7 @@ class CallPlan:
             else:
                 nested.setdefault(name, {})[rest] = value
         traits = node.traits()
+        self._link_by_key(node, traits)
         for name, sub in nested.items():
             value = node.declaration(name, traits)
             if name in node.caller and not is_declaration(value):
@@ -232,6 +234,17 @@ class CallPlan:
                     node.caller[f"{name}{SPLITTER}{rest}"] = sub_value
                 continue
             self._fill(node.child(name, targets[0]), sub)
+
+    def _link_by_key(self, node: PlanNode, traits: Mapping[str, Any]) -> None:
+        """A foreign-key value (``customer_id=7``) links that row: its SubFactory is skipped."""
+        if sa_inspect(node.model, raiseerr=False) is None:
+            return
+        for key, value in list(node.caller.items()):
+            relation = relationship_for_column(node.model, key)
+            if relation in (None, key) or relation in node.caller or is_declaration(value):
+                continue
+            if targets_of(node.declaration(str(relation), traits)):
+                node.caller[str(relation)] = SKIP
 
     def _set(self, node: PlanNode, name: str, value: Any) -> None:
         if isinstance(value, LinkOnly):

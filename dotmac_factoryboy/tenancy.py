@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from factory import enums
 from factory.base import OptionDefault
+from factory.declarations import SKIP
 from sqlalchemy import inspect as sa_inspect
 
 from .errors import ConfigurationError, TenantIsolationError
@@ -24,7 +25,7 @@ from .factories import (
     current_tree,
     registry_of,
 )
-from .plan import CallPlan
+from .plan import CallPlan, is_declaration
 from .relationships import relationship_for_column
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -279,6 +280,9 @@ def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
                     for i in _instances(value)
                     if (t := tenant_of(i, field)) is not None
                 )
+                row_tenant = _tenant_of_row(node.factory, key, value)
+                if row_tenant is not None:
+                    sources.append((row_tenant, f"{where}={value!r}"))
     if not sources:
         return None
     first, origin = sources[0]
@@ -286,6 +290,24 @@ def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
         if not ref.same(first) and not _CROSS.get():
             raise _conflict(root, (str(first), origin), (str(ref), where))
     return first
+
+
+def _tenant_of_row(factory_cls: Any, key: str, value: Any) -> TenantRef | None:
+    """For a foreign-key value (``customer_id=7``), the tenant of the row it points at.
+
+    Only a SELECT, never a write; skipped when no session is at hand.
+    """
+    model = factory_cls._meta.model
+    relation = relationship_for_column(model, key)
+    if relation in (None, key) or is_declaration(value) or value is SKIP:
+        return None
+    session = factory_cls._meta.sqlalchemy_session or registry_of(factory_cls).bound_session
+    if session is None:
+        return None
+    target = sa_inspect(model).relationships[relation].mapper.class_
+    with session.no_autoflush:
+        row = session.get(target, value)
+    return tenant_of(row, factory_cls._meta.tenant_field) if row is not None else None
 
 
 def _conflict(

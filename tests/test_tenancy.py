@@ -229,3 +229,15 @@ def test_asyncio_tasks_each_keep_their_tenant(session: Session) -> None:
         rows = session.execute(select(Customer.tenant_id).where(Customer.id.in_(ids))).scalars()
         assert set(rows) == {tenant_id}
     assert count(session, Customer) == 100 and count(session, Tenant) == 50
+
+
+def test_foreign_key_ids_link_rows_and_decide_the_tenant(session: Session) -> None:
+    """The DotMac style: ``service_factory.create(customer_id=customer.id)``."""
+    customer = CustomerFactory.create(type="enterprise")
+    service = ServiceFactory.create(customer_id=customer.id, service_type="tv")
+    session.expire_all()
+    assert service.customer_id == customer.id and service.tenant_id == customer.tenant_id
+    assert count(session, Customer) == 1 and count(session, Tenant) == 1
+    other = TenantFactory.create()
+    with pytest.raises(TenantIsolationError, match="customer_id="):
+        ServiceFactory.create(customer_id=customer.id, tenant_id=other.id)

@@ -1,0 +1,374 @@
+"""The pytest plugin, exercised the way users meet it: generated projects run by pytester."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from .backends import SERVER_URLS, unavailable
+
+USES_EVERY_FIXTURE = '''
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from dotmac_factoryboy.isp.models import Customer, Tenant
+
+
+@pytest.fixture(scope="function")
+def my_custom_scenario(customer_factory, service_factory, billing_factory):
+    """Create custom test scenario (the DotMac README's example)."""
+    customer = customer_factory.create(type="enterprise")
+
+    services = []
+    for service_type in ["internet", "phone", "tv"]:
+        service = service_factory.create(
+            customer_id=customer.id,
+            service_type=service_type
+        )
+        services.append(service)
+
+    billing_account = billing_factory.create(
+        entity_type="billing_account",
+        customer_id=customer.id,
+        credit_limit=Decimal("5000.00")
+    )
+
+    return {
+        'customer': customer,
+        'services': services,
+        'billing_account': billing_account
+    }
+
+
+def test_custom_scenario(my_custom_scenario, db_session):
+    customer = my_custom_scenario["customer"]
+    assert {s.customer_id for s in my_custom_scenario["services"]} == {customer.id}
+    assert my_custom_scenario["billing_account"].customer_id == customer.id
+    assert db_session.scalar(select(func.count()).select_from(Customer)) == 1
+
+
+@pytest.fixture
+def customer__name():
+    return "Fixture Name"
+
+
+def test_model_and_attribute_fixtures(customer, customer__name, customer_factory):
+    assert customer.id is not None and customer.name == customer__name == "Fixture Name"
+    assert issubclass(customer_factory, customer_factory.__mro__[1])
+    assert customer_factory.create().tenant_id is not None
+
+
+def test_create_customer(tenant_factory, customer_factory):
+    tenant = tenant_factory.create(name="Test ISP", subdomain="testisp")
+    customer_factory.tenant_id = tenant.id
+    customer = customer_factory.create(name="John Doe", email="john@example.com", type="residential")
+    assert customer.tenant_id == tenant.id
+    assert customer.name == "John Doe"
+
+
+def test_scenarios(basic_tenant_setup, customer_with_service, complete_customer_scenario,
+                   support_ticket_scenario, multi_tenant_setup):
+    tenant = basic_tenant_setup["tenant"]
+    assert basic_tenant_setup["admin_user"].role == "admin"
+    assert basic_tenant_setup["admin_user"].tenant_id == basic_tenant_setup["tenant_id"] == tenant.id
+    customer, service = customer_with_service["customer"], customer_with_service["service"]
+    assert service.customer_id == customer.id and customer.tenant_id == tenant.id
+    entities = complete_customer_scenario
+    for key in ("customer", "service", "billing_account", "invoice", "router", "devices"):
+        assert key in entities
+    assert entities["router"] in entities["service"].devices
+    ticket = support_ticket_scenario["ticket"]
+    assert ticket.assigned_to is support_ticket_scenario["technician"]
+    a, b = multi_tenant_setup["customer_a"], multi_tenant_setup["customer_b"]
+    assert a.tenant_id == multi_tenant_setup["tenant_a"].id != b.tenant_id == multi_tenant_setup["tenant_b"].id
+
+
+def test_cross_tenant_scenarios(factory_registry):
+    tenant_factory = factory_registry.get_factory("tenant_factory")
+    customer_factory = factory_registry.get_factory("customer_factory")
+    tenant1 = tenant_factory.create(name="ISP Alpha")
+    tenant2 = tenant_factory.create(name="ISP Beta")
+    customer_factory.tenant_id = tenant1.id
+    customer1 = customer_factory.create(name="Customer Alpha")
+    customer_factory.tenant_id = tenant2.id
+    customer2 = customer_factory.create(name="Customer Beta")
+    assert customer1.tenant_id != customer2.tenant_id
+
+
+def test_builder_and_generator(test_data_builder, data_generator, factory_engine):
+    from dotmac_factoryboy import DataType
+    customer = (test_data_builder.entity("customer_factory")
+                .with_generated_attribute("email", DataType.EMAIL).build())
+    assert "@" in customer.email and data_generator.generate(DataType.NAME)
+    assert factory_engine.dialect.name in {"sqlite", "postgresql", "mysql", "mariadb"}
+
+
+def test_billing_factory_rejects_unknown_types(billing_factory):
+    from dotmac_factoryboy.errors import FactoryNotFoundError
+    with pytest.raises(FactoryNotFoundError, match="billing_account, invoice, payment"):
+        billing_factory.create(entity_type="refund")
+'''
+
+
+def server_url(backend: str) -> str | None:
+    if backend == "sqlite":
+        return None
+    url = os.environ.get(SERVER_URLS[backend])
+    if not url:
+        unavailable(
+            f"{backend} not configured: set {SERVER_URLS[backend]} to run these tests on it"
+        )
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        unavailable(f"{backend} unreachable: {exc}")
+    finally:
+        engine.dispose()
+    return url
+
+
+def run(pytester: pytest.Pytester, *args: str, url: str | None = None) -> pytest.RunResult:
+    options = [*args, "-p", "no:cacheprovider"]
+    if url:
+        options += ["--factory-db-url", url]
+    return pytester.runpytest_subprocess(*options)
+
+
+@pytest.fixture(params=["sqlite", *SERVER_URLS])
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    return server_url(request.param)
+
+
+def test_every_fixture_in_a_generated_module(
+    pytester: pytest.Pytester, backend_url: str | None
+) -> None:
+    pytester.makepyfile(test_everything=USES_EVERY_FIXTURE)
+    result = run(pytester, url=backend_url)
+    result.assert_outcomes(passed=7)
+
+
+ISOLATION = """
+import pytest
+from sqlalchemy import create_engine, func, select
+from dotmac_factoryboy.isp.models import Customer
+
+def rows(session):
+    return session.scalar(select(func.count()).select_from(Customer))
+
+{marker}
+def test_1_creates_and_commits(customer_factory, db_session, factory_engine):
+    customer_factory.create_batch(3)
+    db_session.commit()
+    assert rows(db_session) == 3
+    with factory_engine.connect() as other:
+        seen = other.scalar(select(func.count()).select_from(Customer))
+    assert seen == {seen_elsewhere}
+
+{marker}
+def test_2_sees_nothing(db_session):
+    assert rows(db_session) == 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("marker", "ini", "seen_elsewhere"),
+    [("", "", 0), ("@pytest.mark.factory_cleanup", "", 3), ("", "factory_isolation = cleanup", 3)],
+    ids=["rollback", "marker-cleanup", "ini-cleanup"],
+)
+def test_rows_never_survive_a_test(
+    pytester: pytest.Pytester, backend_url: str | None, marker: str, ini: str, seen_elsewhere: int
+) -> None:
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_iso=ISOLATION.format(marker=marker, seen_elsewhere=seen_elsewhere))
+    run(pytester, url=backend_url).assert_outcomes(passed=2)
+
+
+def test_cleanup_error_fails_the_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_blocked="""
+        import pytest
+        from dotmac_factoryboy.isp.models import Customer, Service
+
+        @pytest.mark.factory_cleanup
+        def test_leaves_a_foreign_row(customer, db_session):
+            db_session.add(Service(customer=customer, tenant_id=customer.tenant_id, service_id="SRV-9",
+                                   plan="p", bandwidth_mbps=1, monthly_price=1))
+            db_session.commit()
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*factory cleanup failed*", "*customers*referenced from services*"]
+    )
+
+
+def test_factory_level_tenant_does_not_leak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_leak="""
+        from dotmac_factoryboy.isp.factories import CustomerFactory
+
+        def test_1_sets(customer_factory, factory_registry, tenant):
+            customer_factory.tenant_id = tenant.id
+            factory_registry.get_factory("customer_factory").tenant_id = tenant.id
+            assert customer_factory.create().tenant_id == tenant.id
+
+        def test_2_clean(customer_factory):
+            assert customer_factory.tenant_id is None and CustomerFactory.tenant_id is None
+        """
+    )
+    run(pytester).assert_outcomes(passed=2)
+
+
+REPRODUCIBLE = """
+import json, pathlib
+
+def record(request, customer):
+    out = pathlib.Path({out!r})
+    with out.open("a") as handle:
+        handle.write(json.dumps([request.node.name, customer.name, customer.email,
+                                 customer.customer_number, customer.service_address.street]) + "\\n")
+
+def test_a(request, customer):
+    record(request, customer)
+
+def test_b(request, customer):
+    record(request, customer)
+"""
+
+
+def read_records(path: str) -> dict[str, list[str]]:
+    with open(path) as handle:
+        return {row[0]: row[1:] for row in map(json.loads, handle)}
+
+
+def test_same_seed_same_data_across_runs_and_orders(pytester: pytest.Pytester) -> None:
+    out = str(pytester.path / "records.jsonl")
+    pytester.makepyfile(test_repro=REPRODUCIBLE.format(out=out))
+    run(pytester, "--factory-seed", "1234").assert_outcomes(passed=2)
+    first = read_records(out)
+    os.remove(out)
+    run(pytester, "--factory-seed", "1234").assert_outcomes(passed=2)
+    assert read_records(out) == first
+    os.remove(out)
+    run(pytester, "--factory-seed", "1234", "-k", "test_b").assert_outcomes(passed=1)
+    assert read_records(out) == {"test_b": first["test_b"]}
+    os.remove(out)
+    run(pytester, "--factory-seed", "99").assert_outcomes(passed=2)
+    assert read_records(out)["test_a"] != first["test_a"]
+
+
+def test_failing_test_shows_the_seed_and_header_shows_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_fail="def test_fails(customer):\n    assert customer.name == 'nobody'\n"
+    )
+    result = run(pytester, "--factory-seed", "4242")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "dotmac-factoryboy: --factory-seed 4242*",
+            "*reproduce with: pytest *test_fails* --factory-seed 4242*",
+        ]
+    )
+    random_run = run(pytester)
+    random_run.stdout.fnmatch_lines(["dotmac-factoryboy: --factory-seed *"])
+
+
+def test_users_own_models_and_factories_get_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        shop=textwrap.dedent(
+            """
+            import factory
+            from sqlalchemy import ForeignKey, String
+            from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+            from dotmac_factoryboy import SQLAlchemyFactory
+
+            class Base(DeclarativeBase):
+                pass
+
+            class Shelf(Base):
+                __tablename__ = "shelves"
+                id: Mapped[int] = mapped_column(primary_key=True)
+                label: Mapped[str] = mapped_column(String(20))
+
+            class Widget(Base):
+                __tablename__ = "widgets"
+                id: Mapped[int] = mapped_column(primary_key=True)
+                name: Mapped[str] = mapped_column(String(40))
+                shelf_id: Mapped[int] = mapped_column(ForeignKey("shelves.id"))
+                shelf: Mapped[Shelf] = relationship()
+
+            class ShelfFactory(SQLAlchemyFactory[Shelf]):
+                class Meta:
+                    model = Shelf
+                label = factory.Sequence(lambda n: f"S{n}")
+
+            class WidgetFactory(SQLAlchemyFactory[Widget]):
+                class Meta:
+                    model = Widget
+                name = factory.Faker("word")
+                shelf = factory.SubFactory(ShelfFactory)
+
+            class GadgetFactory(SQLAlchemyFactory[Widget]):
+                class Meta:
+                    model = Widget
+                    register = False
+                name = "gadget"
+                shelf = factory.SubFactory(ShelfFactory)
+            """
+        )
+    )
+    pytester.makeconftest(
+        "from pytest_factoryboy import register\nimport shop\n\n"
+        "register(shop.GadgetFactory, 'special_gadget')\n"
+    )
+    pytester.makepyfile(
+        test_shop="""
+        import pytest
+
+        @pytest.fixture
+        def widget__name():
+            return "sprocket"
+
+        def test_auto(widget, widget__name, widget_factory, shelf, db_session):
+            assert widget.id is not None and widget.name == widget__name == "sprocket"
+            assert widget_factory.create(shelf=shelf).shelf is shelf
+
+        def test_explicit_register(special_gadget):
+            assert special_gadget.name == "gadget" and special_gadget.id is not None
+        """
+    )
+    run(pytester, "--factory-metadata", "shop:Base").assert_outcomes(passed=2)
+
+
+def test_xdist_on_postgresql_with_two_workers(pytester: pytest.Pytester) -> None:
+    url = server_url("postgresql")
+    assert url is not None
+    pytester.makepyfile(
+        test_parallel="\n".join(
+            f"def test_{i}(customer_factory, db_session):\n"
+            f"    customer_factory.create_batch(5)\n"
+            f"    db_session.commit()\n"
+            for i in range(8)
+        )
+        + "\nimport pytest\npytestmark = pytest.mark.factory_cleanup\n"
+    )
+    result = run(pytester, "-n", "2", url=url)
+    result.assert_outcomes(passed=8)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        left = connection.execute(
+            text("SELECT count(*) FROM pg_database WHERE datname LIKE :pattern"),
+            {"pattern": "%\\_gw%"},
+        ).scalar_one()
+    engine.dispose()
+    assert left == 0
