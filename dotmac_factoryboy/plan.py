@@ -308,7 +308,12 @@ class CallPlan:
         node = place.node
         parent = self._node_at(place.path[:-1])
         name = place.path[-1]
-        if node.caller or node.customization is not None or name in parent.caller:
+        if name in parent.caller:
+            raise CustomizationError(
+                f"{self._root_name}: {format_path(place.path)!r} is set twice: by a keyword and by "
+                f"LinkOnly({link.model.__name__}). Fix: pass one of them."
+            )
+        if node.caller or node.customization is not None:
             self._inside_linked(parent, name, [*(f"{name}{SPLITTER}{k}" for k in node.caller)])
         parent.children.pop(name, None)
         self._set(parent, name, link)

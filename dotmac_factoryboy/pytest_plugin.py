@@ -91,8 +91,13 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
     """A conftest was imported: factories it defined get fixtures too."""
-    config = getattr(manager, "_dotmac_config", None)
-    if config is not None and isinstance(plugin, types.ModuleType) and not _is_ours(plugin):
+    config = manager.get_plugin("pytestconfig")
+    if (
+        isinstance(config, pytest.Config)
+        and FIXTURE_PLUGINS in config.stash
+        and isinstance(plugin, types.ModuleType)
+        and not _is_ours(plugin)
+    ):
         _sync_factory_fixtures(config)
 
 
@@ -123,7 +128,6 @@ def _is_ours(module: types.ModuleType) -> bool:
 
 def _sync_factory_fixtures(config: pytest.Config) -> None:
     """Give every registered factory pytest-factoryboy fixtures (once per factory class)."""
-    config.pluginmanager._dotmac_config = config  # type: ignore[attr-defined]
     done: dict[str, Any] = config.stash[FIXTURE_PLUGINS]
     for name, factory_cls in registry.factories.items():
         if done.get(name) is factory_cls:

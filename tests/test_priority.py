@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import factory
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -205,6 +206,14 @@ def test_overrides_inside_a_linked_place_are_errors(session: Session) -> None:
     with pytest.raises(CustomizationError, match="received an instance"):
         ServiceFactory.create(customer=customer, customer__name="dropped?")
     assert count(session, Tenant) == tenants
+
+
+def test_a_place_linked_twice_is_an_error(session: Session) -> None:
+    one, two = CustomerFactory.create(), CustomerFactory.create()
+    with pytest.raises(CustomizationError, match="linked to an existing instance"):
+        ServiceFactory.create(LinkOnly(one), customer=two)
+    with pytest.raises(CustomizationError, match="set twice"):
+        ServiceFactory.create(LinkOnly(one), customer=factory.SubFactory(CustomerFactory))
 
 
 def test_link_only_of_the_wrong_type_or_at_the_root(session: Session) -> None:
