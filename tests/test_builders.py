@@ -358,3 +358,22 @@ def test_dotmac_conditional_example(session: Session, monkeypatch: pytest.Monkey
         .build()
     )
     assert scenario.entities["premium_customer"].type == "enterprise"
+
+
+def test_dotmac_entity_builder_example(session: Session) -> None:
+    generator = DataGenerator()
+    builder = TestDataBuilder(registry, generator)
+
+    customer = (
+        builder.entity("customer_factory")
+        .with_attribute("name", "Alice Smith")
+        .with_attribute("type", "business")
+        .with_generated_attribute("email", DataType.EMAIL)
+        .with_generated_attribute("phone", DataType.PHONE)
+        .build()
+    )
+
+    session.expire_all()
+    row = session.get(Customer, customer.id)
+    assert row is not None and (row.name, row.type) == ("Alice Smith", "business")
+    assert "@" in row.email and row.phone
