@@ -20,7 +20,11 @@ from .errors import ConfigurationError, RelationshipError, ScenarioError
 from .generators import DataGenerator, DataType
 from .registry import FactoryRegistry, TrackingScope
 from .registry import registry as default_registry
-from .relationships import RelationshipDefinition, relationship_for_column
+from .relationships import (
+    RelationshipDefinition,
+    check_definition_shape,
+    relationship_for_column,
+)
 from .tenancy import TenantIsolatedFactory, current_tenant_id, tenant_context, tenant_of
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*)((?:\.\w+)*)\}")
@@ -32,18 +36,16 @@ REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*)((?:\.\w+)*)\}")
 
 def _tenant_id_of(registry: FactoryRegistry, instance: Any) -> Any:
     """The tenant an entity belongs to, or is (for a tenant row); ``None`` if neither."""
-    tenant_models = set()
-    for factory_cls in registry.factories.values():
-        if issubclass(factory_cls, TenantIsolatedFactory) and factory_cls._tenant_scoped():
-            ref = tenant_of(instance, factory_cls._meta.tenant_field)
-            if ref is not None:
-                return ref.id
-            key = factory_cls._tenant_relationship()
-            if key is not None:
-                tenant_models.add(
-                    sa_inspect(factory_cls._meta.model).relationships[key].mapper.class_
-                )
-    if type(instance) in tenant_models:
+    tenant_factories = [
+        f
+        for f in registry.factories.values()
+        if issubclass(f, TenantIsolatedFactory) and f._tenant_scoped()
+    ]
+    for factory_cls in tenant_factories:
+        ref = tenant_of(instance, factory_cls._meta.tenant_field)
+        if ref is not None:
+            return ref.id
+    if any(type(instance) is f._tenant_model() for f in tenant_factories):
         identity = sa_inspect(instance).identity
         return identity[0] if identity else None
     return None
@@ -216,15 +218,9 @@ class RelationshipBuilder:
         self, name: str, source: str, target: str, kind: str, foreign_key: str
     ) -> RelationshipDefinition:
         definition = RelationshipDefinition(name, source, target, kind, foreign_key)  # type: ignore[arg-type]
-        registry = self._builder.registry
         for factory_name in (source, target):
-            registry.get_factory(factory_name)
-        owner = registry.get_factory(source if kind == "many_to_many" else target)._meta.model
-        if foreign_key not in sa_inspect(owner).attrs:
-            raise RelationshipError(
-                f"Relationship {name!r}: {foreign_key!r} is not a column or relationship of "
-                f"{owner.__name__}. Fix: use one of {', '.join(sorted(sa_inspect(owner).attrs.keys()))}."
-            )
+            self._builder.registry.get_factory(factory_name)  # FactoryNotFoundError names it
+        check_definition_shape(definition, self._builder.registry)
         return definition
 
     def one_to_many(

@@ -34,10 +34,17 @@ class RelationshipDefinition:
 
 
 def validate_definition(definition: RelationshipDefinition, registry: FactoryRegistry) -> None:
-    """Raise ``RelationshipError`` unless the definition fits the registered factories."""
-    label = f"Relationship {definition.name!r}"
+    """Raise ``RelationshipError`` unless the definition is new and fits the factories."""
     if definition.name in registry.relationships:
-        raise RelationshipError(f"{label} is already registered. Fix: choose another name.")
+        raise RelationshipError(
+            f"Relationship {definition.name!r} is already registered. Fix: choose another name."
+        )
+    check_definition_shape(definition, registry)
+
+
+def check_definition_shape(definition: RelationshipDefinition, registry: FactoryRegistry) -> None:
+    """Raise ``RelationshipError`` unless type, factories and foreign key fit the registry."""
+    label = f"Relationship {definition.name!r}"
     if definition.relationship_type not in RELATIONSHIP_TYPES:
         raise RelationshipError(
             f"{label}: relationship_type {definition.relationship_type!r} is not one of "

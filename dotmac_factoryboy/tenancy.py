@@ -113,11 +113,6 @@ def allow_cross_tenant() -> Iterator[None]:
         _CROSS.reset(token)
 
 
-def tenant_relationship_key(model: type[Any], tenant_field: str) -> str | None:
-    """The many-to-one relationship whose local column is ``tenant_field``, if the model has one."""
-    return relationship_for_column(model, tenant_field)
-
-
 def tenant_of(instance: Any, tenant_field: str) -> TenantRef | None:
     """The tenant a mapped instance belongs to, if it is tenant-scoped and says so."""
     state = sa_inspect(instance, raiseerr=False)
@@ -126,7 +121,7 @@ def tenant_of(instance: Any, tenant_field: str) -> TenantRef | None:
     value = getattr(instance, tenant_field)
     if value is not None:
         return TenantRef(value)
-    key = tenant_relationship_key(type(instance), tenant_field)
+    key = relationship_for_column(type(instance), tenant_field)
     owner = getattr(instance, key) if key else None
     return tenant_ref(owner) if owner is not None else None
 
@@ -177,22 +172,30 @@ class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMe
     @classmethod
     def _tenant_relationship(cls) -> str | None:
         explicit: str | None = cls._meta.tenant_relationship
-        return explicit or tenant_relationship_key(cls._meta.model, cls._meta.tenant_field)
+        return explicit or relationship_for_column(cls._meta.model, cls._meta.tenant_field)
+
+    @classmethod
+    def _tenant_model(cls) -> type[Any] | None:
+        """The model the tenant relationship points at, if there is one."""
+        key = cls._tenant_relationship()
+        if key is None:
+            return None
+        model: type[Any] = sa_inspect(cls._meta.model).relationships[key].mapper.class_
+        return model
 
     @classmethod
     def _tenant_factory(cls) -> Any:
         if cls._meta.tenant_factory is not None:
             return cls._meta.tenant_factory
-        mapper = sa_inspect(cls._meta.model)
-        key = cls._tenant_relationship()
-        if key is None:
+        tenant_model = cls._tenant_model()
+        if tenant_model is None:
             raise ConfigurationError(
                 f"{cls.__name__}: no tenant given and no way to make one: "
                 f"{cls._meta.model.__name__}.{cls._meta.tenant_field} has no relationship to a "
                 "tenant model. Fix: set Meta.tenant_factory, or pass tenant_id=, or use "
                 "tenant_context(...)."
             )
-        return registry_of(cls).factory_for(mapper.relationships[key].mapper.class_)
+        return registry_of(cls).factory_for(tenant_model)
 
     # -- tree resolution --------------------------------------------------------------------
 
@@ -235,15 +238,7 @@ class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMe
         tenant: TenantRef | None = tree.values.get("tenant") if tree is not None else None
         field, relation = cls._meta.tenant_field, cls._tenant_relationship()
         for key, value in kwargs.items():
-            if value is None:
-                continue
-            if key == field:
-                found: list[TenantRef] = [TenantRef(value)]
-            elif key == relation:
-                found = [tenant_ref(value)]
-            else:
-                found = [t for i in _instances(value) if (t := tenant_of(i, field)) is not None]
-            for ref in found:
+            for ref, _ in _tenants_in(key, value, field, relation):
                 if tenant is not None and not ref.same(tenant) and not _CROSS.get():
                     raise _conflict(cls, (str(tenant), "the build tree"), (str(ref), key))
         if (
@@ -259,6 +254,23 @@ class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMe
         return kwargs
 
 
+def _tenants_in(
+    key: str, value: Any, field: str, relation: str | None
+) -> list[tuple[TenantRef, str]]:
+    """Tenants a keyword value names: an id, a tenant, or tenant-scoped instances (with how)."""
+    if value is None:
+        return []
+    if key == field:
+        return [(TenantRef(value), "=")]
+    if key == relation:
+        return [(tenant_ref(value), "=")]
+    return [
+        (t, f"=<{type(i).__name__}>")
+        for i in _instances(value)
+        if (t := tenant_of(i, field)) is not None
+    ]
+
+
 def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
     """The tenant that explicit keywords and passed-in instances agree on, if any."""
     sources: list[tuple[TenantRef, str]] = []
@@ -270,16 +282,10 @@ def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
             where = ".".join((*node.path, key))
             if value is None or "__" in key:
                 continue
-            if key == field:
-                sources.append((TenantRef(value), f"{where}="))
-            elif key == relation:
-                sources.append((tenant_ref(value), f"{where}="))
-            else:
-                sources.extend(
-                    (t, f"{where}=<{type(i).__name__}>")
-                    for i in _instances(value)
-                    if (t := tenant_of(i, field)) is not None
-                )
+            sources.extend(
+                (ref, where + how) for ref, how in _tenants_in(key, value, field, relation)
+            )
+            if key not in (field, relation):
                 row_tenant = _tenant_of_row(node.factory, key, value)
                 if row_tenant is not None:
                     sources.append((row_tenant, f"{where}={value!r}"))
