@@ -2,11 +2,11 @@
 
 from .builders import ScenarioBuilder, ScenarioContext, TestDataBuilder
 from .customizations import Customization, LinkOnly, customize
-from .factories import SQLAlchemyFactory
+from .factories import SQLAlchemyFactory, TenantIsolatedFactory, plan_for
 from .generators import DataGenerator, DataProvider, DataType, SequenceGenerator
 from .registry import FactoryRegistry, registry
 from .relationships import RelationshipDefinition
-from .tenancy import TenantIsolatedFactory, allow_cross_tenant, current_tenant_id, tenant_context
+from .tenancy import allow_cross_tenant, current_tenant_id, tenant_context
 
 __all__ = [
     "Customization",
@@ -25,6 +25,7 @@ __all__ = [
     "allow_cross_tenant",
     "current_tenant_id",
     "customize",
+    "plan_for",
     "registry",
     "tenant_context",
 ]

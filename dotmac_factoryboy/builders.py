@@ -25,30 +25,13 @@ from .relationships import (
     check_definition_shape,
     relationship_for_column,
 )
-from .tenancy import TenantIsolatedFactory, current_tenant_id, tenant_context, tenant_of
+from .tenancy import current_tenant_id, tenant_context, tenant_id_of
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*)((?:\.\w+)*)\}")
 """``${step}`` or ``${step.attr.attr}`` inside a scenario step's attributes."""
 
 
 # -- shared plumbing ------------------------------------------------------------------------
-
-
-def _tenant_id_of(registry: FactoryRegistry, instance: Any) -> Any:
-    """The tenant an entity belongs to, or is (for a tenant row); ``None`` if neither."""
-    tenant_factories = [
-        f
-        for f in registry.factories.values()
-        if issubclass(f, TenantIsolatedFactory) and f._tenant_scoped()
-    ]
-    for factory_cls in tenant_factories:
-        ref = tenant_of(instance, factory_cls._meta.tenant_field)
-        if ref is not None:
-            return ref.id
-    if any(type(instance) is f._tenant_model() for f in tenant_factories):
-        identity = sa_inspect(instance).identity
-        return identity[0] if identity else None
-    return None
 
 
 class SharedTenant:
@@ -70,7 +53,7 @@ class SharedTenant:
         """Make ``instance``'s tenant the default for what follows, if none is set yet."""
         if self._fixed:
             return
-        tenant_id = _tenant_id_of(self.registry, instance)
+        tenant_id = tenant_id_of(instance)
         if tenant_id is not None:
             self._stack.enter_context(tenant_context(tenant_id))
             self._fixed = True

@@ -7,11 +7,20 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .errors import CustomizationError, LinkOnlyError
 
-def normalize_path(path: str | None) -> tuple[str, ...] | None:
+
+def normalize_path(
+    path: str | None, error: type[Exception] = ValueError, who: str = "customize()"
+) -> tuple[str, ...] | None:
     """Turn ``"a.b"`` or ``"a__b"`` into ``("a", "b")``; ``""`` is the root, ``None`` means any."""
     if path is None:
         return None
+    if not isinstance(path, str):
+        raise error(
+            f"{who} takes path= as a string such as 'project.lead' (or None for anywhere), got "
+            f"{type(path).__name__} {path!r}. Fix: pass the place's path as one string."
+        )
     parts = path.replace(".", "__").split("__")
     return tuple(p for p in parts if p)
 
@@ -36,8 +45,16 @@ class Customization:
 
 def customize(model: type[Any], *, path: str | None = None, **fields: Any) -> Customization:
     """Override ``fields`` wherever the factory tree builds ``model`` (or at ``path``)."""
+    if not isinstance(model, type):
+        raise CustomizationError(
+            f"customize() takes a model class first, got {type(model).__name__} {model!r}. Fix: "
+            "pass the class itself, e.g. customize(Customer, name='x'); to set fields of the "
+            "root, pass keywords to the factory call."
+        )
     return Customization(
-        model=model, fields=MappingProxyType(dict(fields)), path=normalize_path(path)
+        model=model,
+        fields=MappingProxyType(dict(fields)),
+        path=normalize_path(path, CustomizationError),
     )
 
 
@@ -50,7 +67,7 @@ class LinkOnly:
 
     def __init__(self, instance: Any, *, path: str | None = None) -> None:
         object.__setattr__(self, "instance", instance)
-        object.__setattr__(self, "path", normalize_path(path))
+        object.__setattr__(self, "path", normalize_path(path, LinkOnlyError, "LinkOnly()"))
 
     @property
     def model(self) -> type[Any]:

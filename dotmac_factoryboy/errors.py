@@ -20,6 +20,10 @@ class UnknownFieldError(DotmacFactoryError, TypeError):
     """A keyword argument is not a model attribute, declaration, Param or trait."""
 
 
+class FieldValueError(DotmacFactoryError, TypeError):
+    """A keyword names a real field but gives a value the model cannot take there."""
+
+
 class BatchSizeError(DotmacFactoryError, ValueError):
     """A batch size is negative, or given twice (``size`` and ``count``)."""
 
@@ -41,6 +45,10 @@ class CleanupError(DotmacFactoryError):
 
 class TenantIsolationError(DotmacFactoryError):
     """Objects of one build tree would belong to different tenants."""
+
+
+class TenantContextError(TenantIsolationError, ValueError):
+    """A tenant context (or factory-level tenant) was given something that is not a tenant."""
 
 
 class CustomizationError(DotmacFactoryError):

@@ -14,11 +14,20 @@ from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
 from factory.base import FactoryMetaClass, OptionDefault
 from sqlalchemy.orm import Session
 
-from .customizations import Routed
+from .customizations import Customization, LinkOnly, Routed
 from .errors import BatchSizeError, ConfigurationError
 from .persistence import persistence_for
 from .plan import CallPlan
 from .registry import CleanupHandler, FactoryRegistry, registry
+from .session import session_for
+from .tenancy import (
+    TenantRef,
+    check_object,
+    decide,
+    remember_tenant_factory,
+    tenant_ref,
+    validated_tenant,
+)
 
 ModelT = TypeVar("ModelT")
 
@@ -30,7 +39,15 @@ class BuildTree:
     plan: CallPlan
     strategy: str
     parent: BuildTree | None
-    values: dict[str, Any] = field(default_factory=dict)
+    tenant: TenantRef | None = None
+    sessions: dict[Any, Session] = field(default_factory=dict)
+
+    def session(self, factory_cls: Any) -> Session:
+        """The session ``factory_cls`` writes through in this call (resolved once per call)."""
+        found = self.sessions.get(factory_cls)
+        if found is None:
+            found = self.sessions[factory_cls] = session_for(factory_cls)
+        return found
 
 
 _TREE: ContextVar[BuildTree | None] = ContextVar("dotmac_build_tree", default=None)
@@ -184,25 +201,45 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         return cls._run(strategy, (), params)
 
     @classmethod
+    def plan(cls, *routed: Routed, **kwargs: Any) -> CallPlan:
+        """The validated plan of ``cls(*routed, **kwargs)``, without building or writing anything.
+
+        Lists every place (path, model, factory), each field's winning value and where it came
+        from, the linked rows and the tree's tenant.
+        """
+        return plan_for(cls, *routed, **kwargs)
+
+    @classmethod
     def _run(cls, strategy: str, routed: tuple[Routed, ...], kwargs: dict[str, Any]) -> Any:
-        """Plan and validate the whole call, then let factory_boy build it inside a BuildTree."""
+        """Plan and validate the whole call, decide its tenant, then let factory_boy build it."""
         if cls._meta.abstract:
             return super()._generate(strategy, kwargs)  # type: ignore[no-untyped-call]
         plan = CallPlan(cls, strategy, routed, kwargs)
+        enclosing = current_tree()
+        tree = BuildTree(plan, strategy, enclosing)
         if strategy == enums.CREATE_STRATEGY:
             for node in plan.nodes():
-                _check_session(node.factory)
-        with _entered(BuildTree(plan, strategy, current_tree())) as tree:
-            cls._begin_tree(tree)
-            return super()._generate(strategy, plan.kwargs())  # type: ignore[no-untyped-call]
+                if node.role == "build" and hasattr(node.factory._meta, "sqlalchemy_session"):
+                    tree.session(node.factory)
+        plan.tenant = decide(plan, enclosing.tenant if enclosing else None)
+        if plan.tenant is not None:
+            tree.tenant = plan.tenant.ref
+            if plan.tenant.place is not None:
+                tree.tenant = _make_tenant(plan, plan.tenant.place, strategy)
+        with _entered(tree):
+            return super()._generate(strategy, plan.kwargs(tree.tenant))  # type: ignore[no-untyped-call]
 
     @classmethod
-    def _begin_tree(cls, tree: BuildTree) -> None:
-        """Hook run once per root call, after validation and before anything is built."""
+    def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        tree = current_tree()
+        kwargs = check_object(cls, kwargs, tree.tenant if tree else None)
+        return super()._build(model_class, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     @classmethod
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
-        session = cls._session()
+        tree = current_tree()
+        kwargs = check_object(cls, kwargs, tree.tenant if tree else None)
+        session = tree.session(cls) if tree is not None else session_for(cls)
         if cls._meta.sqlalchemy_get_or_create:
             return cls._get_or_create(model_class, session, args, kwargs)  # type: ignore[no-untyped-call]
         return cls._save(model_class, session, args, kwargs)
@@ -216,50 +253,77 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         registry_of(cls).track(instance, cls, session)
         return instance
 
-    @classmethod
-    def _session(cls) -> Session:
-        """Meta session factory > Meta session > the registry's bound session."""
-        meta = cls._meta
-        if meta.sqlalchemy_session_factory is not None:
-            session: Session = meta.sqlalchemy_session_factory()
-            return session
-        if meta.sqlalchemy_session is not None:
-            explicit: Session = meta.sqlalchemy_session
-            return explicit
-        bound = registry_of(cls).bound_session
-        if bound is None:
-            raise _no_session(cls)
-        return bound
+
+def plan_for(factory_cls: Any, *routed: Routed, **kwargs: Any) -> CallPlan:
+    """``factory_cls.plan(...)``, for factories that declare a field named ``plan`` themselves."""
+    plan = CallPlan(factory_cls, factory_cls._meta.strategy, routed, kwargs)
+    enclosing = current_tree()
+    plan.tenant = decide(plan, enclosing.tenant if enclosing else None)
+    return plan
 
 
-def _check_session(factory_cls: Any) -> None:
-    """Fail before any INSERT when a factory of the tree could not find a session."""
-    meta = factory_cls._meta
-    if not hasattr(meta, "sqlalchemy_session"):
-        return
-    if meta.sqlalchemy_session is not None or meta.sqlalchemy_session_factory is not None:
-        return
-    if hasattr(meta, "register") and registry_of(factory_cls).bound_session is not None:
-        return
-    raise _no_session(factory_cls)
+def _make_tenant(plan: CallPlan, path: tuple[str, ...], strategy: str) -> TenantRef:
+    """Build or create the tree's new tenant at its place, with that place's own values."""
+    node = plan.node_at(path)
+    maker = node.factory.create if strategy == enums.CREATE_STRATEGY else node.factory.build
+    return tenant_ref(maker(**plan.kwargs(None, node)))
 
 
-def _no_session(factory_cls: Any) -> ConfigurationError:
-    return ConfigurationError(
-        f"{factory_cls.__name__}.create() has no SQLAlchemy session. Fix: set "
-        f"{factory_cls.__name__}.Meta.sqlalchemy_session (or sqlalchemy_session_factory), or "
-        "bind one for every factory with registry.bind(session) / `with registry.bound(session):`."
-        " build() and stub() need no session."
-    )
+class TenantOptions(DotmacOptions):
+    """Adds ``tenant_field``, ``tenant_relationship`` and ``tenant_factory``."""
+
+    def _build_default_options(self) -> list[OptionDefault]:
+        return [
+            *super()._build_default_options(),
+            OptionDefault("tenant_field", "tenant_id", inherit=True),
+            OptionDefault("tenant_relationship", None, inherit=True),
+            OptionDefault("tenant_factory", None, inherit=True),
+        ]
+
+
+class TenantFactoryMeta(FactoryMeta):
+    """Remembers tenant factories and gives them the DotMac ``Factory.tenant_id = ...`` default."""
+
+    def __new__(mcs, class_name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        new_class = super().__new__(mcs, class_name, bases, attrs)
+        if not new_class._meta.abstract and new_class._meta.model is not None:
+            remember_tenant_factory(new_class)
+        return new_class
+
+    @property
+    def tenant_id(cls) -> Any:
+        """Factory-level default tenant (an id or instance); ``None`` when unset."""
+        return getattr(cls, "_dotmac_default_tenant", None)
+
+    @tenant_id.setter
+    def tenant_id(cls, value: Any) -> None:
+        if value is not None:
+            validated_tenant(value, f"{cls.__name__}.tenant_id")
+        type.__setattr__(cls, "_dotmac_default_tenant", value)
+
+
+class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMeta):
+    """Base for tenant-scoped models: every object of a build tree shares one tenant."""
+
+    _options_class = TenantOptions
+
+    class Meta:
+        abstract = True
 
 
 def _batch_arguments(
     factory_cls: Any, size: int | Routed | None, count: int | None, routed: tuple[Routed, ...]
 ) -> tuple[int, tuple[Routed, ...]]:
     """Accept factory_boy's ``size`` and DotMac's ``count``; positional customizations may follow."""
-    if size is not None and not isinstance(size, int):
-        routed, size = (size, *routed), None
     name = factory_cls.__name__
+    if isinstance(size, (Customization, LinkOnly)):
+        routed, size = (size, *routed), None
+    for given in (size, count):
+        if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
+            raise BatchSizeError(
+                f"{name}: batch size must be a whole number >= 0, got {given!r} "
+                f"({type(given).__name__}). Fix: pass an int, e.g. {name}.create_batch(3)."
+            )
     if size is not None and count is not None:
         raise BatchSizeError(
             f"{name}: batch size given twice (size={size}, count={count}). Fix: pass one of them."
@@ -267,6 +331,6 @@ def _batch_arguments(
     number = size if size is not None else count
     if number is None:
         raise BatchSizeError(f"{name}: batch needs a size. Fix: pass size=N or count=N.")
-    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+    if number < 0:
         raise BatchSizeError(f"{name}: batch size must be a whole number >= 0, got {number!r}.")
     return number, routed

@@ -1,84 +1,81 @@
-"""The call plan: keywords, traits, ``customize()`` and ``LinkOnly`` resolved into one validated
-override tree before factory_boy builds anything, so every misuse fails before the first INSERT.
+"""The call plan: a side-effect-free walk of the whole declaration tree of one factory call.
 
-Priority, field by field: caller overrides > traits in the order the caller enabled them >
-declarations. The plan makes that explicit by emitting the winning trait value for every field an
-enabled trait touches, which replaces factory_boy's "trait declared last wins" rule.
+Every SubFactory and RelatedFactory place gets a node (cycles stop the walk). Each node sees its
+inputs as ranked layers, highest first: the caller (keywords, ``customize()``, ``LinkOnly``),
+values pushed down by ancestors' traits and declarations, the keyword defaults of the declaration
+that builds it, then its own traits in the order they were enabled, then its own declarations.
+The first layer that sets a field wins, field by field, at every depth. The plan hands factory_boy
+every winning value it would not produce by itself, so factory_boy's "trait declared last wins"
+rule never decides anything.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect as pyinspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-import factory
 from factory import enums
-from factory.declarations import SKIP, Maybe, RelatedFactory, SubFactory, Trait
+from factory.declarations import SKIP
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper
 
 from .customizations import Customization, LinkOnly, Routed, format_path
-from .errors import CustomizationError, LinkOnlyError, UnknownFieldError
+from .errors import CustomizationError, FieldValueError, LinkOnlyError, UnknownFieldError
+from .factory_boy_adapter import SPLITTER, Target, is_declaration, shape_of, targets_of
 from .relationships import relationship_for_column
+from .session import find_session
 
-SPLITTER: str = enums.SPLITTER
+if TYPE_CHECKING:
+    from .tenancy import TenantDecision, TenantSpec
+
 MAX_DEPTH = 8
-"""How deep routing looks into SubFactory/RelatedFactory chains (cycles stop earlier)."""
+"""How deep the walk follows SubFactory/RelatedFactory chains (cycles stop it earlier)."""
 
+CALLER_SOURCES = frozenset({"caller", "customize", "link", "link by key"})
+"""Sources that are the caller's own word: unknown names and bad values among them are errors."""
 
-def is_declaration(value: Any) -> bool:
-    """True for factory_boy declarations (lazy values), False for plain values and instances."""
-    return enums.get_builder_phase(value) is not None
+Layer = tuple[str, Mapping[str, Any]]
+"""One ranked input of a node: where the values came from, and the values."""
 
-
-def subfactory_defaults(declaration: SubFactory) -> Mapping[str, Any]:
-    """The keyword defaults given to a SubFactory declaration.
-
-    factory_boy keeps them in the private ``_defaults`` attribute and offers no public accessor;
-    this is the one place that reads it.
-    """
-    defaults: Mapping[str, Any] = getattr(declaration, "_defaults", {})
-    return defaults
+__all__ = ["CallPlan", "FieldValue", "Place", "PlanNode", "is_declaration", "targets_of"]
 
 
 @dataclass(frozen=True)
-class Target:
-    """What a declaration builds: a factory, its declared defaults, and names filled at run time."""
+class FieldValue:
+    """The value that fills a field, and where it came from (caller, a trait, a default...)."""
 
-    factory: Any
-    defaults: Mapping[str, Any]
-    provided: frozenset[str] = frozenset()
+    value: Any
+    source: str
+
+    def __repr__(self) -> str:
+        return f"{self.value!r} [{self.source}]"
 
 
-def targets_of(value: Any) -> list[Target]:
-    """The model factories a declaration may invoke (both branches of a ``Maybe``)."""
-    if isinstance(value, (factory.Dict, factory.List)):
-        return []
-    if isinstance(value, SubFactory):
-        found = [Target(value.get_factory(), subfactory_defaults(value))]
-    elif isinstance(value, RelatedFactory):
-        provided = frozenset({value.name}) if value.name else frozenset()
-        found = [Target(value.get_factory(), dict(value.defaults), provided)]
-    elif isinstance(value, Maybe):
-        found = targets_of(value.yes) + targets_of(value.no)
-    else:
-        return []
-    return [t for t in found if getattr(t.factory._meta, "model", None) is not None]
+def _emitted(source: str) -> bool:
+    """Whether factory_boy must be told this value (it produces defaults itself)."""
+    return source != "default" and not source.startswith("declaration")
 
 
 @dataclass(eq=False)
 class PlanNode:
-    """One place of the build tree: the factory that runs there and what the caller set for it."""
+    """One place of the build tree (internal; the public read-only view is ``Place``)."""
 
     factory: Any
     path: tuple[str, ...]
-    lower: Mapping[str, Any] = field(default_factory=dict)
+    layers: list[Layer]
     provided: frozenset[str] = frozenset()
-    caller: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    flags: dict[str, FieldValue] = field(default_factory=dict)
+    traits: list[str] = field(default_factory=list)
+    nested: dict[str, list[Layer]] = field(default_factory=dict)
     children: dict[str, PlanNode] = field(default_factory=dict)
-    linked: set[str] = field(default_factory=set)
-    customization: Customization | None = None
+    tenant: TenantSpec | None = None
+    role: str = "build"
+    """``build``; ``tenant`` (the tree's tenant place); ``pinned`` (set to the tree's tenant)."""
 
     @property
     def model(self) -> type[Any]:
@@ -91,94 +88,42 @@ class PlanNode:
         """The path as users write it."""
         return format_path(self.path)
 
-    def traits(self) -> dict[str, Any]:
-        """Winning trait values for fields the caller did not set, by call-order priority."""
-        traits = {n: p for n, p in self.factory._meta.parameters.items() if isinstance(p, Trait)}
-        order: list[str] = []
-
-        def enable(name: str) -> None:
-            if name in order:
-                return
-            order.append(name)
-            for key, value in traits[name].overrides.items():
-                if key in traits and value and key not in self.caller:
-                    enable(key)
-
-        for source in (self.caller, self.lower):
-            for key, value in source.items():
-                if key in traits and value and (source is self.caller or key not in self.caller):
-                    enable(key)
-        values: dict[str, Any] = {}
-        for name in order:
-            for key, value in traits[name].overrides.items():
-                if key not in traits and key not in self.caller:
-                    values.setdefault(key, value)
-        return values
-
-    def declaration(self, name: str, traits: Mapping[str, Any]) -> Any:
-        """The value that will fill ``name`` here: caller > trait > declared default."""
-        for source in (self.caller, traits, self.lower):
-            if name in source:
-                return source[name]
-        return self.factory._meta.base_declarations.get(name)
-
-    def child(self, name: str, target: Target) -> PlanNode:
-        """The node for the place at ``name``, created on first use."""
-        if name not in self.children:
-            self.children[name] = PlanNode(
-                factory=target.factory,
-                path=(*self.path, name),
-                lower=target.defaults,
-                provided=target.provided,
-            )
-        return self.children[name]
+    def explicit(self) -> Iterator[tuple[str, FieldValue]]:
+        """Own fields and flags the caller set here (keywords, customize, links)."""
+        for name, value in (*self.fields.items(), *self.flags.items()):
+            if value.source in CALLER_SOURCES:
+                yield name, value
 
 
 @dataclass(frozen=True)
 class Place:
-    """A place that builds (or, when ``linked``, would have built) a model."""
+    """Read-only view of one place: what is built there, by which factory, from which values."""
 
-    node: PlanNode
-    linked: bool = False
+    path: str
+    model: type[Any]
+    factory: Any
+    role: str
+    fields: Mapping[str, FieldValue]
+    traits: tuple[str, ...]
 
-    @property
-    def path(self) -> tuple[str, ...]:
-        """Path from the root."""
-        return self.node.path
-
-    @property
-    def model(self) -> type[Any]:
-        """The model built there."""
-        return self.node.model
+    def __repr__(self) -> str:
+        traits = f" traits={list(self.traits)}" if self.traits else ""
+        role = "" if self.role == "build" else f" ({self.role})"
+        head = f"{self.path}: {self.model.__name__} by {self.factory.__name__}{role}{traits}"
+        body = [f"    {name} = {value!r}" for name, value in self.fields.items()]
+        return "\n".join([head, *body])
 
 
-def iter_places(node: PlanNode, ancestors: frozenset[Any] = frozenset()) -> Iterator[Place]:
-    """Every place of the tree below ``node``, creating nodes as it goes."""
-    yield Place(node)
-    if len(node.path) >= MAX_DEPTH or node.factory in ancestors:
-        return
-    traits = node.traits()
-    names = {
-        n
-        for n in (*node.factory._meta.base_declarations, *node.caller, *traits, *node.lower)
-        if SPLITTER not in n and n not in node.provided
-    }
-    for name in sorted(names):
-        value = node.declaration(name, traits)
-        if name in node.caller and not is_declaration(value):
-            for target in targets_of(node.factory._meta.base_declarations.get(name))[:1]:
-                hidden = PlanNode(
-                    target.factory, (*node.path, name), target.defaults, target.provided
-                )
-                for place in iter_places(hidden, ancestors | {node.factory}):
-                    yield Place(place.node, linked=True)
-            continue
-        for target in targets_of(value)[:1]:
-            yield from iter_places(node.child(name, target), ancestors | {node.factory})
+@dataclass(frozen=True)
+class Link:
+    """A row the call links at a place instead of building one."""
+
+    path: str
+    instance: Any
 
 
 class CallPlan:
-    """The validated override tree of one factory call, and its flat factory_boy keywords."""
+    """The validated plan of one factory call, and the flat factory_boy keywords realising it."""
 
     def __init__(
         self,
@@ -187,154 +132,218 @@ class CallPlan:
         routed: tuple[Routed, ...],
         kwargs: Mapping[str, Any],
     ) -> None:
-        self.root = PlanNode(factory=factory_cls, path=())
+        self.factory = factory_cls
         self.strategy = strategy
-        self.links: list[tuple[PlanNode, str, LinkOnly]] = []
-        self._fill(self.root, kwargs)
+        self.tenant: TenantDecision | None = None
+        self._routed: dict[tuple[str, ...], list[Layer]] = {}
+        self._customized: dict[tuple[str, ...], Customization] = {}
+        self._links: list[tuple[tuple[str, ...], LinkOnly]] = []
+        self._caller: Layer = ("caller", kwargs)
         for item in routed:
-            if isinstance(item, LinkOnly):
-                self._route_link(item)
-            elif not isinstance(item, Customization):
+            if not isinstance(item, (LinkOnly, Customization)):
                 raise CustomizationError(
-                    f"{self._root_name}: positional argument {item!r} is neither a customize() "
-                    "nor a LinkOnly. Fix: pass field values as keywords, or wrap them in "
+                    f"{self._name}: positional argument {item!r} is neither a customize() nor a "
+                    "LinkOnly. Fix: pass field values as keywords, or wrap them in "
                     "customize(Model, ...)."
                 )
-        customizations = [c for c in routed if isinstance(c, Customization)]
-        for customization in customizations:
+        self.root = self._walk()
+        for link in (r for r in routed if isinstance(r, LinkOnly)):
+            self._route_link(link)
+        for customization in (r for r in routed if isinstance(r, Customization)):
             self._route_customization(customization)
-        self._validate(self.root)
-        self._check_links()
+        self._validate()
 
     @property
-    def _root_name(self) -> str:
-        name: str = self.root.factory.__name__
+    def _name(self) -> str:
+        name: str = self.factory.__name__
         return name
 
-    # -- building the tree ------------------------------------------------------------------
+    # -- the walk ---------------------------------------------------------------------------
 
-    def _fill(self, node: PlanNode, items: Mapping[str, Any]) -> None:
-        """Insert keyword overrides, own fields first so nested keys see enabled traits."""
-        nested: dict[str, dict[str, Any]] = {}
-        for key, value in items.items():
-            name, _, rest = key.partition(SPLITTER)
-            if not rest or not name:
-                self._set(node, key, value)
-            else:
-                nested.setdefault(name, {})[rest] = value
-        traits = node.traits()
-        self._link_by_key(node, traits)
-        for name, sub in nested.items():
-            value = node.declaration(name, traits)
-            if name in node.caller and not is_declaration(value):
-                self._inside_linked(node, name, [f"{name}{SPLITTER}{k}" for k in sub])
-            targets = targets_of(value)
-            if not targets:
-                for rest, sub_value in sub.items():
-                    node.caller[f"{name}{SPLITTER}{rest}"] = sub_value
-                continue
-            self._fill(node.child(name, targets[0]), sub)
+    def _walk(self) -> PlanNode:
+        root = PlanNode(self.factory, (), [*self._routed.get((), []), self._caller])
+        self._expand(root, frozenset())
+        from .tenancy import place_tenant
 
-    def _link_by_key(self, node: PlanNode, traits: Mapping[str, Any]) -> None:
-        """A foreign-key value (``customer_id=7``) links that row: its SubFactory is skipped."""
+        place_tenant(self, root)
+        return root
+
+    def _expand(self, node: PlanNode, ancestors: frozenset[Any]) -> None:
+        shape = shape_of(node.factory)
+        node.layers = [(s, _unlinked(s, v, self, node)) for s, v in node.layers]
+        nested: dict[str, dict[int, dict[str, Any]]] = {}
+        for rank, (source, values) in enumerate(node.layers):
+            for key, value in values.items():
+                head, sep, rest = key.partition(SPLITTER)
+                if sep and head and rest:
+                    nested.setdefault(head, {}).setdefault(rank, {})[rest] = value
+                elif key in shape.traits:
+                    node.flags.setdefault(key, FieldValue(value, source))
+                else:
+                    node.fields.setdefault(key, FieldValue(value, source))
+        node.traits = _enabled_traits(node, shape.traits)
+        trait_layers: list[Layer] = [
+            (
+                f"trait {name}",
+                {k: v for k, v in shape.traits[name].items() if k not in shape.traits},
+            )
+            for name in node.traits
+        ]
+        base = len(node.layers)
+        for offset, (source, values) in enumerate(trait_layers):
+            for key, value in values.items():
+                head, sep, rest = key.partition(SPLITTER)
+                if sep and head and rest:
+                    nested.setdefault(head, {}).setdefault(base + offset, {})[rest] = value
+                else:
+                    node.fields.setdefault(key, FieldValue(value, source))
+        for name, declared in shape.declarations.items():
+            node.fields.setdefault(name, FieldValue(declared, "default"))
+        layers = [*node.layers, *trait_layers]
+        for head, by_rank in nested.items():
+            node.nested[head] = [(_pushed(layers[r][0], node), v) for r, v in by_rank.items()]
+        self._link_by_key(node)
+        if len(node.path) >= MAX_DEPTH or node.factory in ancestors:
+            return
+        for name, value in node.fields.items():
+            targets = targets_of(value.value) if name not in node.provided else []
+            if targets:
+                self._add_child(node, name, targets[0], ancestors | {node.factory})
+
+    def _add_child(
+        self, node: PlanNode, name: str, target: Target, ancestors: frozenset[Any]
+    ) -> PlanNode:
+        path = (*node.path, name)
+        layers = [
+            *self._routed.get(path, []),
+            *node.nested.pop(name, []),
+            ("declaration", target.defaults),
+        ]
+        child = PlanNode(target.factory, path, layers, target.provided)
+        node.children[name] = child
+        self._expand(child, ancestors)
+        return child
+
+    def add_place(self, node: PlanNode, name: str, factory_cls: Any, role: str) -> PlanNode:
+        """Add a place the declarations do not name (the tree's tenant) below ``node``."""
+        child = self._add_child(node, name, Target(factory_cls, {}), frozenset({node.factory}))
+        child.role = role
+        return child
+
+    def _link_by_key(self, node: PlanNode) -> None:
+        """A foreign-key value (``customer_id=7``) links that row: its place is skipped."""
         if sa_inspect(node.model, raiseerr=False) is None:
             return
-        for key, value in list(node.caller.items()):
+        for key, value in list(node.explicit()):
             relation = relationship_for_column(node.model, key)
-            if relation in (None, key) or relation in node.caller or is_declaration(value):
+            if relation in (None, key) or is_declaration(value.value):
                 continue
-            if targets_of(node.declaration(str(relation), traits)):
-                node.caller[str(relation)] = SKIP
-
-    def _set(self, node: PlanNode, name: str, value: Any) -> None:
-        if isinstance(value, LinkOnly):
-            node.linked.add(name)
-            self.links.append((node, name, value))
-            value = value.instance
-        node.caller[name] = value
-
-    def _inside_linked(self, node: PlanNode, name: str, keys: list[str]) -> None:
-        how = "is linked with LinkOnly" if name in node.linked else "received an instance"
-        where = format_path((*node.path, name))
-        raise CustomizationError(
-            f"{self._root_name}: override(s) {', '.join(sorted(keys))} target the inside of "
-            f"'{where}', which {how}, so they would be dropped. Fix: set those fields on the "
-            "instance itself, or build the place instead of linking it."
-        )
+            current = node.fields.get(str(relation))
+            if (
+                current is not None
+                and current.source not in CALLER_SOURCES
+                and targets_of(current.value)
+            ):
+                node.fields[str(relation)] = FieldValue(SKIP, "link by key")
 
     # -- routing ----------------------------------------------------------------------------
 
-    def _candidates(self, model: type[Any], path: tuple[str, ...] | None) -> list[Place]:
-        places = [p for p in iter_places(self.root) if issubclass(model, p.model)]
-        if path is not None:
-            places = [p for p in places if p.path == path]
-        return places
+    def _places(self) -> Iterator[PlanNode]:
+        """Every node, breadth first (root first)."""
+        queue = [self.root]
+        while queue:
+            node = queue.pop(0)
+            yield node
+            queue.extend(node.children.values())
 
-    def _route(self, item: Routed, kind: str) -> Place:
+    def _linked_places(self) -> Iterator[tuple[tuple[str, ...], type[Any]]]:
+        """Places the caller filled with an instance, and the places they would have held."""
+        for node in self._places():
+            shape = shape_of(node.factory)
+            for name, value in node.explicit():
+                if name in node.children or is_declaration(value.value):
+                    continue
+                for target in targets_of(shape.declarations.get(name))[:1]:
+                    yield from _declared_places(target.factory, (*node.path, name), frozenset())
+
+    def _route(self, item: Routed, kind: str) -> PlanNode:
         wanted = item.model
-        candidates = self._candidates(wanted, item.path)
-        built = [p for p in candidates if not p.linked]
-        shown = ", ".join(repr(format_path(p.path)) for p in candidates)
+        nodes = [n for n in self._places() if issubclass(wanted, n.model)]
+        linked = [p for p, m in self._linked_places() if issubclass(wanted, m)]
+        if item.path is not None:
+            nodes = [n for n in nodes if n.path == item.path]
+            linked = [p for p in linked if p == item.path]
+        built = [n for n in nodes if n.role != "pinned"]
         if not built:
-            if candidates:
+            taken = [format_path(p) for p in linked] + [n.label for n in nodes]
+            if taken:
                 raise CustomizationError(
-                    f"{self._root_name}: {kind} for {wanted.__name__} targets {shown}, which is "
-                    "linked to an existing instance (or lies inside one), so nothing is built "
-                    "there. Fix: drop the override or the link."
+                    f"{self._name}: {kind} for {wanted.__name__} targets "
+                    f"{', '.join(repr(t) for t in taken)}, which is linked to an existing instance "
+                    "(or lies inside one) or set to the tree's tenant, so nothing is built there. Fix: drop the override "
+                    "or the link (to change the tree's tenant, customize the tenant place "
+                    f"{self._tenant_label()})."
                 )
-            everywhere = ", ".join(
-                repr(p.node.label) for p in iter_places(self.root) if not p.linked
-            )
+            everywhere = ", ".join(repr(n.label) for n in self._places() if n.role != "pinned")
             at = f" at path {format_path(item.path)!r}" if item.path is not None else ""
             raise CustomizationError(
-                f"{self._root_name}: {kind} for {wanted.__name__}{at} matches no place of the "
-                f"build tree (places: {everywhere}). Fix: customize a model this factory builds, "
-                "or give path= one of those places."
+                f"{self._name}: {kind} for {wanted.__name__}{at} matches no place of the build "
+                f"tree (places: {everywhere}). Fix: customize a model this factory builds, or "
+                "give path= one of those places."
             )
         if len(built) > 1:
+            shown = ", ".join(repr(n.label) for n in built)
             raise CustomizationError(
-                f"{self._root_name}: {kind} for {wanted.__name__} is ambiguous: it is built at "
-                f"{shown}. Fix: pass path= with one of them, e.g. path={format_path(built[0].path)!r}."
+                f"{self._name}: {kind} for {wanted.__name__} is ambiguous: it is built at "
+                f"{shown}. Fix: pass path= with one of them, e.g. path={built[0].label!r}."
             )
         return built[0]
 
+    def _tenant_label(self) -> str:
+        places = [n.label for n in self._places() if n.role == "tenant"]
+        return repr(places[0]) if places else "(this tree has none)"
+
     def _route_link(self, link: LinkOnly) -> None:
-        place = self._route(link, "LinkOnly")
-        if not place.path:
+        node = self._route(link, "LinkOnly")
+        if not node.path:
             raise LinkOnlyError(
-                f"{self._root_name}: LinkOnly({link.model.__name__}) routes to the root, which "
-                "this call builds. Fix: link a related row, or just use the instance you have."
+                f"{self._name}: LinkOnly({link.model.__name__}) routes to the root, which this "
+                "call builds. Fix: link a related row, or just use the instance you have."
             )
-        node = place.node
-        parent = self._node_at(place.path[:-1])
-        name = place.path[-1]
-        if name in parent.caller:
+        parent_path, name = node.path[:-1], node.path[-1]
+        parent = self.node_at(parent_path)
+        given = parent.fields.get(name)
+        if given is not None and given.source in CALLER_SOURCES:
             raise CustomizationError(
-                f"{self._root_name}: {format_path(place.path)!r} is set twice: by a keyword and by "
+                f"{self._name}: {node.label!r} is set twice: by a keyword and by "
                 f"LinkOnly({link.model.__name__}). Fix: pass one of them."
             )
-        if node.caller or node.customization is not None:
-            self._inside_linked(parent, name, [*(f"{name}{SPLITTER}{k}" for k in node.caller)])
-        parent.children.pop(name, None)
-        self._set(parent, name, link)
+        inside = sorted(_explicit_inside(node))
+        if inside:
+            _inside_linked(self._name, node.label, inside, "is linked with LinkOnly")
+        self._routed.setdefault(parent_path, []).insert(0, ("link", {name: link}))
+        self.root = self._walk()
 
     def _route_customization(self, customization: Customization) -> None:
-        node = self._route(customization, "customize()").node
-        if node.customization is not None:
+        node = self._route(customization, "customize()")
+        earlier = self._customized.get(node.path)
+        if earlier is not None:
             raise CustomizationError(
-                f"{self._root_name}: two customizations target {node.label!r} "
-                f"({node.customization!r} and {customization!r}). Fix: merge them into one."
+                f"{self._name}: two customizations target {node.label!r} ({earlier!r} and "
+                f"{customization!r}). Fix: merge them into one."
             )
-        node.customization = customization
-        clash = sorted(k for k in customization.fields if k in node.caller)
+        clash = sorted(k for k, _ in node.explicit() if k in customization.fields)
         if clash:
             raise CustomizationError(
-                f"{self._root_name}: {customization!r} and a keyword argument both set "
+                f"{self._name}: {customization!r} and a keyword argument both set "
                 f"{', '.join(clash)} at {node.label!r}. Fix: set each field once."
             )
-        self._fill(node, customization.fields)
+        self._customized[node.path] = customization
+        self._routed.setdefault(node.path, []).append(("customize", customization.fields))
+        self.root = self._walk()
 
-    def _node_at(self, path: tuple[str, ...]) -> PlanNode:
+    def node_at(self, path: tuple[str, ...]) -> PlanNode:
+        """The node at ``path``."""
         node = self.root
         for name in path:
             node = node.children[name]
@@ -342,81 +351,314 @@ class CallPlan:
 
     # -- validation -------------------------------------------------------------------------
 
-    def _validate(self, node: PlanNode) -> None:
-        meta = node.factory._meta
-        known = {
-            *meta.pre_declarations,
-            *meta.post_declarations,
-            *meta.parameters,
-            *meta.rename,
-            "__sequence",
-        }
-        for key in node.caller:
-            name = key.partition(SPLITTER)[0] or key
-            if name in known or (not name.startswith("_") and hasattr(node.model, name)):
-                continue
-            mapper = sa_inspect(node.model, raiseerr=False)
-            names = known | set(mapper.all_orm_descriptors.keys() if mapper is not None else ())
-            close = difflib.get_close_matches(name, sorted(names), n=3)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            where = f" (at {node.label!r} under {self._root_name})" if node.path else ""
-            raise UnknownFieldError(
-                f"{node.factory.__name__}: unknown field {name!r}{where}.{hint} Fix: use a "
-                f"column or relationship of {node.model.__name__}, or a declaration, Param or "
-                f"trait of {node.factory.__name__}."
-            )
-        for child in node.children.values():
-            self._validate(child)
+    def _validate(self) -> None:
+        self.check_links()
+        for node in self._places():
+            self._check_nested(node)
+            if node.role == "pinned" and any(True for _ in node.explicit()):
+                keys = ", ".join(sorted(name for name, _ in node.explicit()))
+                raise CustomizationError(
+                    f"{self._name}: {keys} at {node.label!r} customize a row that is set to the "
+                    f"tree's tenant. Fix: customize the tenant place {self._tenant_label()} "
+                    "instead."
+                )
+            for name, value in node.explicit():
+                self._check_field(node, name, value.value)
 
-    def _check_links(self) -> None:
-        for node, name, link in self.links:
-            where = format_path((*node.path, name))
-            targets = targets_of(node.factory._meta.base_declarations.get(name))
+    def _check_nested(self, node: PlanNode) -> None:
+        """Caller keys aimed inside a place that holds an instance would be dropped: refuse."""
+        shape = shape_of(node.factory)
+        for name, layers in node.nested.items():
+            keys = sorted(
+                f"{name}{SPLITTER}{k}" for s, v in layers if s in CALLER_SOURCES for k in v
+            )
+            if not keys:
+                continue
+            given = node.fields.get(name)
+            declared = shape.declarations.get(name)
+            if given is not None and given.source in CALLER_SOURCES and targets_of(declared):
+                how = "is linked with LinkOnly" if given.source == "link" else "received a value"
+                if given.source == "caller" and sa_inspect(given.value, raiseerr=False) is not None:
+                    how = "received an instance"
+                _inside_linked(self._name, format_path((*node.path, name)), keys, how)
+            if node.tenant is not None and name == node.tenant.relationship:
+                raise CustomizationError(
+                    f"{self._name}: {', '.join(keys)} at {node.label!r} customize a tenant "
+                    "that is set to the tree's tenant. Fix: customize the tenant place "
+                    f"{self._tenant_label()} (customize(TenantModel, ...)) instead."
+                )
+            if name not in shape.known and name not in _attributes(node.model):
+                self._unknown(node, name)
+
+    def _check_field(self, node: PlanNode, key: str, value: Any) -> None:
+        shape = shape_of(node.factory)
+        if not key or key.startswith(SPLITTER) or key.endswith(SPLITTER):
+            raise UnknownFieldError(
+                f"{node.factory.__name__}: keyword {key!r}{self._at(node)} has an empty part "
+                f"around {SPLITTER!r}. Fix: name a field ({key.strip('_')!r}) or a field of a "
+                f"place ('place{SPLITTER}field')."
+            )
+        attributes = _attributes(node.model)
+        if key in shape.post or (key in shape.known and key not in attributes):
+            return  # a Param, trait, rename or post-generation name: factory_boy's to judge
+        if key not in attributes:
+            self._unknown(node, key)
+        _check_attribute_value(node, key, value, self._name + self._at(node))
+
+    def _unknown(self, node: PlanNode, name: str) -> None:
+        shape = shape_of(node.factory)
+        close = difflib.get_close_matches(name, sorted(shape.known | _attributes(node.model)), 3)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownFieldError(
+            f"{node.factory.__name__}: unknown field {name!r}{self._at(node)}.{hint} Fix: use a "
+            f"column or relationship of {node.model.__name__}, or a declaration, Param or trait "
+            f"of {node.factory.__name__}."
+        )
+
+    def _at(self, node: PlanNode) -> str:
+        return f" (at {node.label!r} under {self._name})" if node.path else ""
+
+    def check_links(self) -> None:
+        """Linked rows must be rows of the right model, written, and in the factory's session."""
+        for path, link in self._links:
+            where = format_path(path)
+            parent = self.node_at(path[:-1])
+            targets = targets_of(shape_of(parent.factory).declarations.get(path[-1]))
             if targets and not isinstance(link.instance, targets[0].factory._meta.model):
                 expected = targets[0].factory._meta.model.__name__
                 raise LinkOnlyError(
-                    f"{self._root_name}: LinkOnly({type(link.instance).__name__}) at {where!r} "
-                    f"where a {expected} is built. Fix: link a {expected} instance there."
+                    f"{self._name}: LinkOnly({type(link.instance).__name__}) at {where!r} where "
+                    f"a {expected} is built. Fix: link a {expected} instance there."
                 )
             if self.strategy != enums.CREATE_STRATEGY:
                 continue
             state = sa_inspect(link.instance, raiseerr=False)
             if state is None:
                 raise LinkOnlyError(
-                    f"{self._root_name}: LinkOnly at {where!r} got {link.instance!r}, which is "
-                    "not a mapped SQLAlchemy instance. Fix: link a row of the model built there."
+                    f"{self._name}: LinkOnly at {where!r} got {link.instance!r}, which is not a "
+                    "mapped SQLAlchemy instance. Fix: link a row of the model built there."
                 )
             if state.deleted or state.was_deleted or not state.has_identity:
                 status = (
                     "deleted" if state.deleted or state.was_deleted else "not yet in the database"
                 )
                 raise LinkOnlyError(
-                    f"{self._root_name}: LinkOnly({type(link.instance).__name__}) at {where!r} "
-                    f"is {status}; create() can only link persistent rows. Fix: add and flush "
-                    "it first (or create it with its factory), or use build()."
+                    f"{self._name}: LinkOnly({type(link.instance).__name__}) at {where!r} is "
+                    f"{status}; create() can only link persistent rows. Fix: add and flush it "
+                    "first (or create it with its factory), or use build()."
+                )
+            own = find_session(parent.factory)
+            if state.session is not None and own is not None and state.session is not own:
+                raise LinkOnlyError(
+                    f"{self._name}: LinkOnly({type(link.instance).__name__}) at {where!r} "
+                    f"belongs to another open session than the one {parent.factory.__name__} "
+                    "writes through. Fix: link a row of that session (session.get(Model, id) or "
+                    "session.merge(row)), or bind the same session."
                 )
 
     # -- output -----------------------------------------------------------------------------
 
     def nodes(self) -> Iterator[PlanNode]:
         """Every node of the tree, root first."""
-        stack = [self.root]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(node.children.values())
+        return self._places()
 
-    def kwargs(self) -> dict[str, Any]:
-        """Flat factory_boy keywords that realise the plan."""
-        return _flatten(self.root)
+    def kwargs(self, tenant: Any = None, node: PlanNode | None = None) -> dict[str, Any]:
+        """Flat factory_boy keywords that realise the plan (or the subtree at ``node``), with the
+        tree's tenant injected."""
+        out: dict[str, Any] = {}
+        _emit(node or self.root, "", out, tenant)
+        return out
+
+    @property
+    def places(self) -> list[Place]:
+        """Every place of the tree, breadth first: path, model, factory, winning values."""
+        return [
+            Place(
+                n.label,
+                n.model,
+                n.factory,
+                n.role,
+                MappingProxyType(dict(n.fields)),
+                tuple(n.traits),
+            )
+            for n in self._places()
+        ]
+
+    def place(self, path: str) -> Place:
+        """The place at ``path`` (``"<root>"``, ``"project"``, ``"project.lead"``...)."""
+        for place in self.places:
+            if place.path == path:
+                return place
+        raise KeyError(f"{path!r} is not a place of this plan: {[p.path for p in self.places]}")
+
+    @property
+    def links(self) -> list[Link]:
+        """Rows linked into the tree (``LinkOnly`` and instances passed as values)."""
+        found = [Link(format_path(p), link.instance) for p, link in self._links]
+        for node in self._places():
+            shape = shape_of(node.factory)
+            for name, value in node.explicit():
+                placed = targets_of(shape.declarations.get(name))
+                instance = value.value is not None and not is_declaration(value.value)
+                if value.source == "caller" and placed and instance:
+                    found.append(Link(format_path((*node.path, name)), value.value))
+        return found
+
+    def __repr__(self) -> str:
+        tenant = f"\ntenant: {self.tenant}" if self.tenant is not None else ""
+        links = "".join(f"\nlink {link.path}: {link.instance!r}" for link in self.links)
+        body = "\n".join(repr(p) for p in self.places)
+        return f"<CallPlan {self._name}.{self.strategy}>\n{body}{links}{tenant}"
 
 
-def _flatten(node: PlanNode) -> dict[str, Any]:
-    out = dict(node.traits())
-    out.update(node.caller)
-    for name, child in node.children.items():
-        if name in node.caller and not is_declaration(node.caller[name]):
-            continue
-        for key, value in _flatten(child).items():
-            out[f"{name}{SPLITTER}{key}"] = value
+def _enabled_traits(node: PlanNode, traits: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Enabled traits, in the order the highest-ranked input enabled them.
+
+    A trait that enables another ranks its own fields above the pulled-in ones; a flag set by
+    any input (even to False) is not overridden by a pull-in.
+    """
+    order: list[str] = []
+
+    def enable(name: str) -> None:
+        if name in order:
+            return
+        order.append(name)
+        for key, value in traits[name].items():
+            if key in traits and value and key not in node.flags:
+                enable(key)
+
+    for name, value in node.flags.items():
+        if value.value and not is_declaration(value.value):
+            enable(name)
+    return order
+
+
+def _declared_places(
+    factory_cls: Any, path: tuple[str, ...], ancestors: frozenset[Any]
+) -> Iterator[tuple[tuple[str, ...], type[Any]]]:
+    """(path, model) of a factory's place and every place its declarations would build."""
+    yield path, factory_cls._meta.model
+    if len(path) >= MAX_DEPTH or factory_cls in ancestors:
+        return
+    for name, value in shape_of(factory_cls).declarations.items():
+        for target in targets_of(value)[:1]:
+            yield from _declared_places(target.factory, (*path, name), ancestors | {factory_cls})
+
+
+def _pushed(source: str, node: PlanNode) -> str:
+    """The source label of a value an ancestor pushes down (``trait admin at 'project'``)."""
+    if source in CALLER_SOURCES or " at " in source:
+        return source
+    return f"{source} at {node.label!r}"
+
+
+def _unlinked(source: str, values: Mapping[str, Any], plan: CallPlan, node: PlanNode) -> Any:
+    """Unwrap ``LinkOnly`` values of a caller layer, remembering each link and its path."""
+    if source not in ("caller", "customize", "link"):
+        return values
+    if not any(isinstance(v, LinkOnly) for v in values.values()):
+        return values
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, LinkOnly):
+            path = (*node.path, *key.split(SPLITTER))
+            if all(p != path for p, _ in plan._links):
+                plan._links.append((path, value))
+            value = value.instance
+        out[key] = value
     return out
+
+
+def _explicit_inside(node: PlanNode) -> Iterator[str]:
+    """Caller keys set at or below ``node`` (they would be dropped if it were linked)."""
+    for name, _ in node.explicit():
+        yield f"{node.path[-1]}{SPLITTER}{name}" if node.path else name
+    for child in node.children.values():
+        for key in _explicit_inside(child):
+            yield f"{node.path[-1]}{SPLITTER}{key}" if node.path else key
+
+
+def _inside_linked(root: str, where: str, keys: list[str], how: str) -> None:
+    raise CustomizationError(
+        f"{root}: override(s) {', '.join(keys)} target the inside of {where!r}, which {how}, "
+        "so they would be dropped. Fix: set those fields on the instance itself, or build the "
+        "place instead of linking it."
+    )
+
+
+_ATTRIBUTES: dict[type[Any], frozenset[str]] = {}
+
+
+def _attributes(model: type[Any]) -> frozenset[str]:
+    """Names a model's constructor accepts: mapped attributes and plain attributes (cached)."""
+    found = _ATTRIBUTES.get(model)
+    if found is None:
+        found = _ATTRIBUTES[model] = _read_attributes(model)
+    return found
+
+
+def _read_attributes(model: type[Any]) -> frozenset[str]:
+    mapper = sa_inspect(model, raiseerr=False)
+    names = set(mapper.all_orm_descriptors.keys()) if isinstance(mapper, Mapper) else set()
+    names |= {n for n in dir(model) if not n.startswith("_")}
+    return frozenset(names)
+
+
+def _check_attribute_value(node: PlanNode, key: str, value: Any, where: str) -> None:
+    """Refuse values the model cannot take: read-only attributes, wrong relationship values."""
+    model = node.model
+    static = pyinspect.getattr_static(model, key, None)
+    if isinstance(static, property) and static.fset is None:
+        raise FieldValueError(
+            f"{where}: {model.__name__}.{key} is a read-only property, so it cannot be set. "
+            f"Fix: set the column(s) it is computed from instead of {key!r}."
+        )
+    mapper = sa_inspect(model, raiseerr=False)
+    if not isinstance(mapper, Mapper):
+        return
+    descriptor = mapper.all_orm_descriptors.get(key)
+    if descriptor is not None and getattr(descriptor, "fset", True) is None:
+        raise FieldValueError(
+            f"{where}: {model.__name__}.{key} is a hybrid property without a setter. Fix: set "
+            "the column(s) it is computed from instead."
+        )
+    relation = mapper.relationships.get(key)
+    if relation is None or value is None or value is SKIP or is_declaration(value):
+        return
+    target = relation.mapper.class_
+    if relation.uselist:
+        items = list(value) if isinstance(value, (list, tuple, set, frozenset)) else None
+        if items is not None and all(isinstance(i, target) for i in items):
+            return
+        expected = f"a list of {target.__name__} instances"
+    else:
+        if isinstance(value, target):
+            return
+        expected = f"a {target.__name__} instance (or None)"
+    columns = ", ".join(f"{c.key}=" for c in relation.local_columns)
+    by_key = f", or {columns}<key> to link a row by its key" if not relation.uselist else ""
+    raise FieldValueError(
+        f"{where}: field {key!r} of {node.factory.__name__} takes {expected}, got "
+        f"{type(value).__name__} {value!r}. Fix: pass {expected}{by_key}."
+    )
+
+
+def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None:
+    for name, value in (*node.fields.items(), *node.flags.items()):
+        if name in node.children and node.children[name].role != "build":
+            continue
+        if _emitted(value.source):
+            out[prefix + name] = value.value
+    for name, layers in node.nested.items():
+        for source, values in layers:
+            if _emitted(source):
+                for key, value in values.items():
+                    out.setdefault(f"{prefix}{name}{SPLITTER}{key}", value)
+    if node.tenant is not None and tenant is not None:
+        from .tenancy import tenant_keywords
+
+        for key, value in tenant_keywords(node, tenant).items():
+            out[prefix + key] = value
+    for name, child in node.children.items():
+        if child.role == "build":
+            _emit(child, f"{prefix}{name}{SPLITTER}", out, tenant)

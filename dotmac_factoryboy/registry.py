@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .cleanup import BlockedRow, delete_instances
 from .errors import CleanupError, FactoryNotFoundError, RelationshipError
 from .relationships import RelationshipDefinition, validate_definition
+from .session import check_sync
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -118,9 +119,10 @@ class FactoryRegistry:
             f"Meta.model = {model.__name__}, or register one."
         )
 
-    def create_instance(self, name: str, *routed: Any, **kwargs: Any) -> Any:
-        """Create through the factory registered as ``name``."""
-        return self.get_factory(name).create(*routed, **kwargs)
+    def create_instance(self, factory_name: str, /, *routed: Any, **kwargs: Any) -> Any:
+        """Create through the factory registered as ``factory_name`` (every keyword, ``name``
+        included, goes to the model)."""
+        return self.get_factory(factory_name).create(*routed, **kwargs)
 
     # -- relationships ----------------------------------------------------------------------
 
@@ -154,11 +156,13 @@ class FactoryRegistry:
 
     def bind(self, session: Session | None) -> None:
         """Supply ``session`` to every factory of this registry that sets none (this context only)."""
+        check_sync(session, "registry.bind()")
         self._session.set(session)
 
     @contextmanager
     def bound(self, session: Session) -> Iterator[Session]:
         """Bind ``session`` for the duration of the block."""
+        check_sync(session, "registry.bound()")
         token = self._session.set(session)
         try:
             yield session

@@ -1,32 +1,37 @@
-"""Tenant-correct build trees: one tenant per tree, from hard data first, then ambient defaults."""
+"""Tenant-correct build trees: one tenant decision per call, made from the plan, for every root.
+
+Hard sources decide first (tenant keywords at any depth, linked or passed-in rows, foreign-key
+ids, read through each row's own model's tenant field); then the ambient order: the factory-level
+default, the enclosing build, ``tenant_context``, and finally one new tenant for the whole tree,
+built at the plan's tenant place. The per-object hook only injects that tenant and checks values
+computed during the build.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect as pyinspect
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from factory import enums
-from factory.base import OptionDefault
 from factory.declarations import SKIP
+from sqlalchemy import Column
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper
 
-from .errors import ConfigurationError, TenantIsolationError
-from .factories import (
-    BuildTree,
-    DotmacOptions,
-    FactoryMeta,
-    ModelT,
-    SQLAlchemyFactory,
-    current_tree,
-    registry_of,
-)
-from .plan import CallPlan, is_declaration
+from .customizations import format_path
+from .errors import ConfigurationError, TenantContextError, TenantIsolationError
+from .factory_boy_adapter import is_declaration, targets_of
 from .relationships import relationship_for_column
+from .session import find_session
+
+if TYPE_CHECKING:
+    from .plan import CallPlan, PlanNode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,15 +63,187 @@ def tenant_ref(tenant_or_id: Any) -> TenantRef:
     return TenantRef(key, tenant_or_id)
 
 
+# -- which models are tenant-scoped ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """How a model points at its tenant: the column, the relationship, the tenant model."""
+
+    field: str
+    relationship: str | None
+    tenant_model: type[Any] | None
+    tenant_factory: Any = None
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` as the tenant key's Python type (a str UUID becomes a UUID)."""
+        column = _key_column(self.tenant_model)
+        return coerce_key(column, value) if column is not None else value
+
+
+def coerce_key(column: Column[Any], value: Any) -> Any:
+    """Coerce an id through a column's Python type, so ``"5"`` and ``5`` compare equal."""
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    if value is None or isinstance(value, python_type):
+        return value
+    if python_type is uuid.UUID or (python_type is int and isinstance(value, str)):
+        try:
+            return python_type(str(value))
+        except ValueError:
+            return value
+    return value
+
+
+def _key_column(model: type[Any] | None) -> Column[Any] | None:
+    mapper = sa_inspect(model, raiseerr=False) if model is not None else None
+    if not isinstance(mapper, Mapper) or len(mapper.primary_key) != 1:
+        return None
+    column: Column[Any] = mapper.primary_key[0]  # type: ignore[assignment]  # mapped PK is a Column
+    return column
+
+
+_TENANT_FACTORIES: dict[type[Any], Any] = {}
+"""The first tenant factory (TenantIsolatedFactory subclass) defined for each model."""
+
+
+def remember_tenant_factory(factory_cls: Any) -> None:
+    """Called by TenantIsolatedFactory's metaclass for each concrete subclass."""
+    _TENANT_FACTORIES.setdefault(factory_cls._meta.model, factory_cls)
+
+
+def declared_spec(factory_cls: Any) -> TenantSpec | None:
+    """The spec a tenant factory's Meta declares, if its model has that column."""
+    meta = factory_cls._meta
+    field = getattr(meta, "tenant_field", None)
+    mapper = sa_inspect(getattr(meta, "model", None), raiseerr=False)
+    if field is None or not isinstance(mapper, Mapper) or field not in mapper.columns:
+        return None
+    relation = meta.tenant_relationship or relationship_for_column(meta.model, field)
+    tenant_model = None
+    if relation is not None and relation != field:
+        tenant_model = mapper.relationships[relation].mapper.class_
+    elif meta.tenant_factory is not None:
+        tenant_model = meta.tenant_factory._meta.model
+    return TenantSpec(field, relation, tenant_model, meta.tenant_factory)
+
+
+_TENANT_MODELS: dict[int, frozenset[type[Any]]] = {}
+
+
+def _tenant_models() -> frozenset[type[Any]]:
+    """Models some tenant factory points at as its tenant (cached per factory count)."""
+    generation = len(_TENANT_FACTORIES)
+    if generation not in _TENANT_MODELS:
+        specs = (declared_spec(f) for f in list(_TENANT_FACTORIES.values()))
+        _TENANT_MODELS[generation] = frozenset(
+            s.tenant_model for s in specs if s is not None and s.tenant_model is not None
+        )
+    return _TENANT_MODELS[generation]
+
+
+_SPECS: dict[tuple[type[Any], int], TenantSpec | None] = {}
+
+
+def spec_for_model(model: type[Any]) -> TenantSpec | None:
+    """How rows of ``model`` name their tenant (``None`` for models that are not scoped).
+
+    Cached per model and per number of tenant factories defined so far.
+    """
+    key = (model, len(_TENANT_FACTORIES))
+    if key not in _SPECS:
+        _SPECS[key] = _read_spec(model)
+    return _SPECS[key]
+
+
+def _read_spec(model: type[Any]) -> TenantSpec | None:
+    """A model's tenant spec: from a tenant factory for it, else its one link to a tenant model."""
+    declared = _TENANT_FACTORIES.get(model)
+    spec = declared_spec(declared) if declared is not None else None
+    if spec is not None:
+        return spec
+    mapper = sa_inspect(model, raiseerr=False)
+    if not isinstance(mapper, Mapper):
+        return None
+    tenant_models = _tenant_models()
+    links = [
+        r
+        for r in mapper.relationships
+        if r.direction.name == "MANYTOONE" and r.mapper.class_ in tenant_models
+    ]
+    if len(links) != 1 or len(links[0].local_columns) != 1:
+        return None
+    column = next(iter(links[0].local_columns))
+    return TenantSpec(str(column.key), str(links[0].key), links[0].mapper.class_)
+
+
+def spec_for(factory_cls: Any) -> TenantSpec | None:
+    """How the rows ``factory_cls`` builds name their tenant (its own Meta first)."""
+    return declared_spec(factory_cls) or spec_for_model(factory_cls._meta.model)
+
+
+def is_tenant_model(model: type[Any]) -> bool:
+    """True for a model some tenant-scoped factory points at as its tenant."""
+    return model in _tenant_models()
+
+
+def tenant_of(instance: Any) -> TenantRef | None:
+    """The tenant a mapped instance belongs to, read through its own model's tenant field."""
+    state = sa_inspect(instance, raiseerr=False)
+    if state is None or not hasattr(state, "mapper"):
+        return None
+    spec = spec_for_model(type(instance))
+    if spec is None:
+        return None
+    value = getattr(instance, spec.field)
+    if value is not None:
+        return TenantRef(spec.coerce(value))
+    owner = getattr(instance, spec.relationship) if spec.relationship else None
+    return tenant_ref(owner) if owner is not None else None
+
+
+def tenant_id_of(instance: Any) -> Any:
+    """The tenant id a row belongs to, or its own id for a tenant row; ``None`` if neither."""
+    ref = tenant_of(instance)
+    if ref is not None:
+        return ref.id
+    if is_tenant_model(type(instance)):
+        return tenant_ref(instance).id
+    return None
+
+
+# -- the ambient tenant -------------------------------------------------------------------------
+
 _CONTEXT: ContextVar[TenantRef | None] = ContextVar("dotmac_tenant_context", default=None)
 _CROSS: ContextVar[bool] = ContextVar("dotmac_allow_cross_tenant", default=False)
+
+
+def validated_tenant(tenant_or_id: Any, where: str) -> TenantRef:
+    """Refuse ``None`` and rows that are not tenants when a tenant is named."""
+    if tenant_or_id is None:
+        raise TenantContextError(
+            f"{where} got None. Fix: pass a tenant instance or a tenant id (to build without a "
+            "tenant, leave the context out)."
+        )
+    if isinstance(tenant_or_id, bool):
+        raise TenantContextError(f"{where} got {tenant_or_id!r}. Fix: pass a tenant or its id.")
+    state = sa_inspect(tenant_or_id, raiseerr=False)
+    if state is not None and hasattr(state, "mapper") and not is_tenant_model(state.class_):
+        known = ", ".join(sorted(m.__name__ for m in _tenant_models())) or "none defined yet"
+        raise TenantContextError(
+            f"{where} got a {type(tenant_or_id).__name__} row, which is not a tenant model "
+            f"(tenant models: {known}). Fix: pass the tenant itself, or its id."
+        )
+    return tenant_ref(tenant_or_id)
 
 
 class tenant_context:
     """Make a tenant the default for everything built inside (nests; per thread and task)."""
 
     def __init__(self, tenant_or_id: Any) -> None:
-        self.tenant = tenant_ref(tenant_or_id)
+        self.tenant = validated_tenant(tenant_or_id, "tenant_context()")
         self._tokens: list[Token[TenantRef | None]] = []
 
     def __enter__(self) -> TenantRef:
@@ -113,207 +290,249 @@ def allow_cross_tenant() -> Iterator[None]:
         _CROSS.reset(token)
 
 
-def tenant_of(instance: Any, tenant_field: str) -> TenantRef | None:
-    """The tenant a mapped instance belongs to, if it is tenant-scoped and says so."""
-    state = sa_inspect(instance, raiseerr=False)
-    if state is None or not hasattr(state, "mapper") or tenant_field not in state.mapper.columns:
-        return None
-    value = getattr(instance, tenant_field)
-    if value is not None:
-        return TenantRef(value)
-    key = relationship_for_column(type(instance), tenant_field)
-    owner = getattr(instance, key) if key else None
-    return tenant_ref(owner) if owner is not None else None
+# -- the plan's tenant places -----------------------------------------------------------------
 
 
-def _instances(value: Any) -> list[Any]:
-    items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-    return [i for i in items if sa_inspect(i, raiseerr=False) is not None]
+def place_tenant(plan: CallPlan, root: PlanNode) -> None:
+    """Mark each node's tenant spec, pin tenant places to the tree's tenant, add the tenant place.
 
-
-class TenantOptions(DotmacOptions):
-    """Adds ``tenant_field``, ``tenant_relationship`` and ``tenant_factory``."""
-
-    def _build_default_options(self) -> list[OptionDefault]:
-        return [
-            *super()._build_default_options(),
-            OptionDefault("tenant_field", "tenant_id", inherit=True),
-            OptionDefault("tenant_relationship", None, inherit=True),
-            OptionDefault("tenant_factory", None, inherit=True),
-        ]
-
-
-class TenantFactoryMeta(FactoryMeta):
-    """Gives tenant factories the DotMac-style ``Factory.tenant_id = ...`` default."""
-
-    @property
-    def tenant_id(cls) -> Any:
-        """Factory-level default tenant (an id or instance); ``None`` when unset."""
-        return getattr(cls, "_dotmac_default_tenant", None)
-
-    @tenant_id.setter
-    def tenant_id(cls, value: Any) -> None:
-        type.__setattr__(cls, "_dotmac_default_tenant", value)
-
-
-class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMeta):
-    """Base for tenant-scoped models: every object of a build tree shares one tenant."""
-
-    _options_class = TenantOptions
-
-    class Meta:
-        abstract = True
-
-    @classmethod
-    def _tenant_scoped(cls) -> bool:
-        mapper = sa_inspect(cls._meta.model, raiseerr=False)
-        return mapper is not None and cls._meta.tenant_field in mapper.columns
-
-    @classmethod
-    def _tenant_relationship(cls) -> str | None:
-        explicit: str | None = cls._meta.tenant_relationship
-        return explicit or relationship_for_column(cls._meta.model, cls._meta.tenant_field)
-
-    @classmethod
-    def _tenant_model(cls) -> type[Any] | None:
-        """The model the tenant relationship points at, if there is one."""
-        key = cls._tenant_relationship()
-        if key is None:
-            return None
-        model: type[Any] = sa_inspect(cls._meta.model).relationships[key].mapper.class_
-        return model
-
-    @classmethod
-    def _tenant_factory(cls) -> Any:
-        if cls._meta.tenant_factory is not None:
-            return cls._meta.tenant_factory
-        tenant_model = cls._tenant_model()
-        if tenant_model is None:
-            raise ConfigurationError(
-                f"{cls.__name__}: no tenant given and no way to make one: "
-                f"{cls._meta.model.__name__}.{cls._meta.tenant_field} has no relationship to a "
-                "tenant model. Fix: set Meta.tenant_factory, or pass tenant_id=, or use "
-                "tenant_context(...)."
-            )
-        return registry_of(cls).factory_for(tenant_model)
-
-    # -- tree resolution --------------------------------------------------------------------
-
-    @classmethod
-    def _begin_tree(cls, tree: BuildTree) -> None:
-        if cls._tenant_scoped():
-            tree.values["tenant"] = _hard_tenant(cls, tree.plan) or cls._ambient_tenant(tree)
-
-    @classmethod
-    def _ambient_tenant(cls, tree: BuildTree) -> TenantRef | None:
-        """Factory-level default > enclosing tree > tenant_context > a new tenant for this tree."""
-        if cls.tenant_id is not None:
-            return tenant_ref(cls.tenant_id)
-        enclosing = tree.parent.values.get("tenant") if tree.parent else None
-        if enclosing is not None:
-            return enclosing  # type: ignore[no-any-return]
-        active = _CONTEXT.get()
-        if active is not None or tree.strategy == enums.STUB_STRATEGY:
-            return active
-        maker = cls._tenant_factory()
-        made = maker.create() if tree.strategy == enums.CREATE_STRATEGY else maker.build()
-        return tenant_ref(made)
-
-    @classmethod
-    def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
-        return super()._build(model_class, *args, **cls._with_tenant(kwargs))  # type: ignore[no-untyped-call]
-
-    @classmethod
-    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
-        return super()._create(model_class, *args, **cls._with_tenant(kwargs))
-
-    @classmethod
-    def _with_tenant(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Fill in the tree's tenant; refuse objects that belong to another one."""
-        if not cls._tenant_scoped():
-            return kwargs
-        tree = current_tree()
-        if tree is not None and "tenant" not in tree.values:
-            tree.values["tenant"] = cls._ambient_tenant(tree)
-        tenant: TenantRef | None = tree.values.get("tenant") if tree is not None else None
-        field, relation = cls._meta.tenant_field, cls._tenant_relationship()
-        for key, value in kwargs.items():
-            for ref, _ in _tenants_in(key, value, field, relation):
-                if tenant is not None and not ref.same(tenant) and not _CROSS.get():
-                    raise _conflict(cls, (str(tenant), "the build tree"), (str(ref), key))
-        if (
-            tenant is None
-            or kwargs.get(field) is not None
-            or kwargs.get(relation or "") is not None
-        ):
-            return kwargs
-        if tenant.id is not None:
-            return {**kwargs, field: tenant.id}
-        if relation is not None:
-            return {**kwargs, relation: tenant.instance}
-        return kwargs
-
-
-def _tenants_in(
-    key: str, value: Any, field: str, relation: str | None
-) -> list[tuple[TenantRef, str]]:
-    """Tenants a keyword value names: an id, a tenant, or tenant-scoped instances (with how)."""
-    if value is None:
-        return []
-    if key == field:
-        return [(TenantRef(value), "=")]
-    if key == relation:
-        return [(tenant_ref(value), "=")]
-    return [
-        (t, f"=<{type(i).__name__}>")
-        for i in _instances(value)
-        if (t := tenant_of(i, field)) is not None
-    ]
-
-
-def _hard_tenant(root: Any, plan: CallPlan) -> TenantRef | None:
-    """The tenant that explicit keywords and passed-in instances agree on, if any."""
-    sources: list[tuple[TenantRef, str]] = []
-    for node in plan.nodes():
-        if not (issubclass(node.factory, TenantIsolatedFactory) and node.factory._tenant_scoped()):
-            continue
-        field, relation = node.factory._meta.tenant_field, node.factory._tenant_relationship()
-        for key, value in node.caller.items():
-            where = ".".join((*node.path, key))
-            if value is None or "__" in key:
-                continue
-            sources.extend(
-                (ref, where + how) for ref, how in _tenants_in(key, value, field, relation)
-            )
-            if key not in (field, relation):
-                row_tenant = _tenant_of_row(node.factory, key, value)
-                if row_tenant is not None:
-                    sources.append((row_tenant, f"{where}={value!r}"))
-    if not sources:
-        return None
-    first, origin = sources[0]
-    for ref, where in sources[1:]:
-        if not ref.same(first) and not _CROSS.get():
-            raise _conflict(root, (str(first), origin), (str(ref), where))
-    return first
-
-
-def _tenant_of_row(factory_cls: Any, key: str, value: Any) -> TenantRef | None:
-    """For a foreign-key value (``customer_id=7``), the tenant of the row it points at.
-
-    Only a SELECT, never a write; skipped when no session is at hand.
+    The tenant place sits at the tenant relationship of the shallowest tenant-scoped place; every
+    other place that would build a tenant for a scoped row is pinned to the tree's tenant.
     """
-    model = factory_cls._meta.model
-    relation = relationship_for_column(model, key)
-    if relation in (None, key) or is_declaration(value) or value is SKIP:
+    queue, scoped = [root], []
+    while queue:
+        node = queue.pop(0)
+        node.tenant = spec_for(node.factory)
+        if node.tenant is not None:
+            scoped.append(node)
+        queue.extend(node.children.values())
+    if not scoped:
+        return
+    for node in scoped:
+        relation = node.tenant.relationship if node.tenant is not None else None
+        child = node.children.get(relation or "")
+        if child is not None:
+            _pin(child)
+    first = scoped[0]
+    spec = first.tenant
+    assert spec is not None
+    name = spec.relationship
+    if name is None:
+        return
+    if name in first.children:
+        first.children[name].role = "tenant"
+        return
+    given = first.fields.get(name)
+    if given is not None and given.source != "default":
+        return
+    maker = _tenant_factory(first.factory, spec)
+    if maker is not None:
+        plan.add_place(first, name, maker, "tenant")
+
+
+def _pin(node: PlanNode) -> None:
+    node.role = "pinned"
+    for child in node.children.values():
+        _pin(child)
+
+
+def _tenant_factory(factory_cls: Any, spec: TenantSpec) -> Any:
+    if spec.tenant_factory is not None:
+        return spec.tenant_factory
+    if spec.tenant_model is None:
         return None
-    session = factory_cls._meta.sqlalchemy_session or registry_of(factory_cls).bound_session
+    from .registry import registry as default_registry
+
+    chosen = getattr(factory_cls._meta, "registry", None) or default_registry
+    try:
+        return chosen.factory_for(spec.tenant_model)
+    except LookupError:
+        return None
+
+
+def tenant_keywords(node: PlanNode, tenant: TenantRef) -> dict[str, Any]:
+    """What the plan adds so the row at ``node`` belongs to ``tenant`` (nothing if it is set)."""
+    spec = node.tenant
+    assert spec is not None
+    field = node.fields.get(spec.field)
+    if field is not None and not (field.source == "default" and field.value is None):
+        return {}
+    relation = spec.relationship
+    child = node.children.get(relation or "")
+    if relation is not None and child is None:
+        given = node.fields.get(relation)
+        free = given is None or given.source == "default"
+        if not free or (
+            given is not None and given.value is not None and not targets_of(given.value)
+        ):
+            return {}
+    if tenant.id is not None:
+        out = {spec.field: spec.coerce(tenant.id)}
+        if relation is not None and relation in node.fields:
+            out[relation] = SKIP
+        return out
+    if relation is not None and tenant.instance is not None:
+        return {relation: tenant.instance}
+    return {}
+
+
+# -- the decision -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantDecision:
+    """The tree's tenant: an existing one (``ref``, with where it came from), or a new one built at
+    the ``place`` path."""
+
+    ref: TenantRef | None
+    origin: str
+    place: tuple[str, ...] | None = None
+
+    def __str__(self) -> str:
+        if self.ref is None and self.place is not None:
+            return f"a new tenant built at {format_path(self.place)!r}"
+        return f"{self.ref} (from {self.origin})"
+
+
+def decide(plan: CallPlan, enclosing: TenantRef | None) -> TenantDecision | None:
+    """The one tenant of the call's tree, from the plan; raises before any write on conflict."""
+    nodes = [n for n in plan.nodes() if n.role == "build"]
+    scoped = [n for n in nodes if n.tenant is not None]
+    if not scoped:
+        return None
+    spec = scoped[0].tenant
+    assert spec is not None
+    tenant_place = next((n for n in plan.nodes() if n.role == "tenant"), None)
+    hard = _hard_sources(plan, nodes, spec)
+    if hard:
+        first, origin = hard[0]
+        for ref, where in hard[1:]:
+            if not ref.same(first) and not _CROSS.get():
+                raise _conflict(plan.factory, (str(first), origin), (str(ref), where))
+        _refuse_customized_tenant(plan, tenant_place, f"{first} from {origin}")
+        return TenantDecision(first, origin)
+    default = getattr(plan.factory, "_dotmac_default_tenant", None)
+    ambient: list[tuple[TenantRef | None, str]] = [
+        (
+            tenant_ref(default) if default is not None else None,
+            f"{plan.factory.__name__}.tenant_id",
+        ),
+        (enclosing, "the enclosing build"),
+        (_CONTEXT.get(), "tenant_context"),
+    ]
+    for maybe, origin in ambient:
+        if maybe is not None:
+            _refuse_customized_tenant(plan, tenant_place, f"{maybe} from {origin}")
+            return TenantDecision(TenantRef(spec.coerce(maybe.id), maybe.instance), origin)
+    if plan.strategy == enums.STUB_STRATEGY:
+        return None
+    if tenant_place is None:
+        raise ConfigurationError(
+            f"{plan.factory.__name__}: no tenant given and no way to make one for "
+            f"{scoped[0].model.__name__}.{spec.field}. Fix: set Meta.tenant_factory, register a "
+            "factory for the tenant model, pass the tenant id, or use tenant_context(...)."
+        )
+    return TenantDecision(None, "a new tenant", tenant_place.path)
+
+
+def _refuse_customized_tenant(plan: CallPlan, place: PlanNode | None, chosen: str) -> None:
+    if place is None:
+        return
+    for node in _subtree(place):
+        keys = [name for name, _ in node.explicit()]
+        if keys:
+            raise TenantIsolationError(
+                f"{plan.factory.__name__}: the tenant place {place.label!r} is customized "
+                f"({', '.join(sorted(keys))}), but the tree's tenant is {chosen}, so no tenant "
+                "is built. Fix: drop the customization, or drop what names the existing tenant."
+            )
+
+
+def _subtree(node: PlanNode) -> Iterator[PlanNode]:
+    yield node
+    for child in node.children.values():
+        yield from _subtree(child)
+
+
+def _hard_sources(
+    plan: CallPlan, nodes: list[PlanNode], tree_spec: TenantSpec
+) -> list[tuple[TenantRef, str]]:
+    """Tenants that explicit values name: tenant keywords, rows passed in, foreign-key ids."""
+    sources: list[tuple[TenantRef, str]] = []
+    for node in nodes:
+        spec = node.tenant
+        for name, given in node.explicit():
+            value = given.value
+            if value is None or value is SKIP or is_declaration(value):
+                continue
+            where = format_path((*node.path, name))
+            if spec is not None and name == spec.field:
+                sources.append((TenantRef(spec.coerce(value)), where))
+            elif spec is not None and name == spec.relationship:
+                ref = tenant_ref(value)
+                sources.append((TenantRef(spec.coerce(ref.id), ref.instance), where))
+            else:
+                sources.extend((t, where) for t in _row_tenants(value))
+                row = _row_by_key(node, name, value)
+                if row is not None:
+                    found = tenant_of(row)
+                    if found is not None:
+                        sources.append((found, f"{where}={value!r}"))
+    return [(TenantRef(tree_spec.coerce(r.id), r.instance), w) for r, w in sources]
+
+
+def _row_tenants(value: Any) -> list[TenantRef]:
+    items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    found = (tenant_of(i) for i in items)
+    return [t for t in found if t is not None]
+
+
+def _row_by_key(node: PlanNode, key: str, value: Any) -> Any:
+    """For a foreign-key value (``project_id=7``), the row it points at (a SELECT, no write)."""
+    relation = relationship_for_column(node.model, key)
+    if relation in (None, key):
+        return None
+    target = sa_inspect(node.model).relationships[relation].mapper.class_
+    if spec_for_model(target) is None:
+        return None
+    session = find_session(node.factory)
     if session is None:
         return None
-    target = sa_inspect(model).relationships[relation].mapper.class_
     with session.no_autoflush:
-        row = session.get(target, value)
-    return tenant_of(row, factory_cls._meta.tenant_field) if row is not None else None
+        return session.get(target, value)
+
+
+# -- the per-object hook ------------------------------------------------------------------------
+
+
+def check_object(
+    factory_cls: Any, kwargs: dict[str, Any], tenant: TenantRef | None
+) -> dict[str, Any]:
+    """Inject the tree's tenant into one object's keywords; refuse values of another tenant."""
+    if tenant is None:
+        return kwargs
+    spec = spec_for(factory_cls)
+    if spec is None:
+        return kwargs
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        if key == spec.field:
+            refs = [TenantRef(spec.coerce(value))]
+        elif key == spec.relationship:
+            refs = [tenant_ref(value)]
+        else:
+            refs = _row_tenants(value)
+        for ref in refs:
+            if not ref.same(tenant) and not _CROSS.get():
+                raise _conflict(factory_cls, (str(tenant), "the build tree"), (str(ref), key))
+    if kwargs.get(spec.field) is not None or kwargs.get(spec.relationship or "") is not None:
+        return kwargs
+    if tenant.id is not None:
+        return {**kwargs, spec.field: spec.coerce(tenant.id)}
+    if spec.relationship is not None and tenant.instance is not None:
+        return {**kwargs, spec.relationship: tenant.instance}
+    return kwargs
 
 
 def _conflict(

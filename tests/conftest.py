@@ -15,9 +15,11 @@ from dotmac_factoryboy.isp.models import Base as ISPBase
 
 from . import core_factories  # noqa: F401  (registers the core test factories)
 from .backends import BACKENDS, make_engine
+from .saas_factories import saas_registry
+from .saas_schema import SaasBase
 from .schema import Base as CoreBase
 
-METADATAS: tuple[MetaData, ...] = (CoreBase.metadata, ISPBase.metadata)
+METADATAS: tuple[MetaData, ...] = (CoreBase.metadata, ISPBase.metadata, SaasBase.metadata)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -59,13 +61,24 @@ def wipe(engine: Engine) -> None:
 def session(engine: Engine) -> Iterator[Session]:
     """A session bound to the default registry inside a fresh tracking scope."""
     db = Session(engine)
-    with registry.bound(db), registry.scope():
+    with registry.bound(db), saas_registry.bound(db), registry.scope(), saas_registry.scope():
         try:
             yield db
         finally:
             db.rollback()
             db.close()
             wipe(engine)
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    """Rows in every table of every test schema (misuse tests compare these before and after)."""
+    from sqlalchemy import func, select
+
+    return {
+        t.name: int(session.execute(select(func.count()).select_from(t)).scalar_one())
+        for m in METADATAS
+        for t in m.sorted_tables
+    }
 
 
 def count(session: Session, model: type) -> int:

@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import factory
 
-from ..factories import SQLAlchemyFactory
+from ..factories import SQLAlchemyFactory, TenantIsolatedFactory
 from ..providers import ISPProvider, vendor_mac
-from ..tenancy import TenantIsolatedFactory
 from .models import (
     Address,
     BillingAccount,
@@ -91,7 +90,7 @@ class ServiceFactory(TenantIsolatedFactory[Service]):
     customer = factory.SubFactory(CustomerFactory)
     service_id = factory.Sequence(lambda n: f"SRV-{n + 1:06d}")
     service_type = "internet"
-    plan = "Home 100"
+    plan = "Home 100"  # type: ignore[assignment]  # shadows Factory.plan: use plan_for()
     bandwidth_mbps = 100
     monthly_price = Decimal("49.99")
     status = "active"

@@ -1,0 +1,89 @@
+"""Every read of factory_boy internals, in one place.
+
+factory_boy offers no public API to list a factory's declarations, traits or SubFactory keyword
+defaults. The call plan needs all three, so this module reads them from the private attributes
+factory_boy 3.3 keeps them in, each with a comment; nothing else in the package touches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import factory
+from factory import enums
+from factory.declarations import Maybe, RelatedFactory, SubFactory, Trait
+
+SPLITTER: str = enums.SPLITTER
+"""``"__"``: factory_boy's separator between a place and a field of it."""
+
+
+def is_declaration(value: Any) -> bool:
+    """True for factory_boy declarations (lazy values), False for plain values and instances."""
+    return enums.get_builder_phase(value) is not None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a declaration builds: a factory, its declared defaults, and names filled at run time."""
+
+    factory: Any
+    defaults: Mapping[str, Any]
+    provided: frozenset[str] = frozenset()
+
+
+def targets_of(value: Any) -> list[Target]:
+    """The model factories a declaration may invoke (both branches of a ``Maybe``)."""
+    if isinstance(value, (factory.Dict, factory.List)):
+        return []
+    if isinstance(value, SubFactory):
+        # SubFactory keeps its keyword defaults in the private ``_defaults`` (no accessor).
+        found = [Target(value.get_factory(), dict(getattr(value, "_defaults", {})))]
+    elif isinstance(value, RelatedFactory):
+        provided = frozenset({value.name}) if value.name else frozenset()
+        found = [Target(value.get_factory(), dict(value.defaults), provided)]
+    elif isinstance(value, Maybe):
+        found = targets_of(value.yes) + targets_of(value.no)
+    else:
+        return []
+    return [t for t in found if getattr(t.factory._meta, "model", None) is not None]
+
+
+@dataclass(frozen=True)
+class FactoryShape:
+    """What a factory class declares, read once per class: declarations, traits, known names."""
+
+    declarations: Mapping[str, Any]
+    traits: Mapping[str, Mapping[str, Any]]
+    known: frozenset[str]
+    post: frozenset[str]
+
+
+@cache
+def shape_of(factory_cls: Any) -> FactoryShape:
+    """The declarations, traits (in declaration order) and accepted keyword names of a factory.
+
+    ``_meta.base_declarations`` holds the class-level declarations without trait expansion,
+    ``_meta.parameters`` the Params (Traits among them), ``_meta.pre_declarations`` /
+    ``post_declarations`` every name factory_boy resolves and ``_meta.rename`` the renames: all
+    private to factory_boy's FactoryOptions. ``Trait.overrides`` is private to Trait.
+    Factory classes are immutable once defined, so the read is cached per class.
+    """
+    meta = factory_cls._meta
+    params = dict(meta.parameters)
+    traits = {
+        name: dict(param.overrides) for name, param in params.items() if isinstance(param, Trait)
+    }
+    declarations = {k: v for k, v in meta.base_declarations.items() if k not in params}
+    known = frozenset(
+        {
+            *meta.pre_declarations,
+            *meta.post_declarations,
+            *params,
+            *meta.rename,
+            "__sequence",
+        }
+    )
+    return FactoryShape(declarations, traits, known, frozenset(meta.post_declarations))
