@@ -25,6 +25,7 @@ from .relationships import (
     check_definition_shape,
     relationship_for_column,
 )
+from .session import bound_session, row_session
 from .tenancy import current_tenant_id, tenant_context, tenant_id_of
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*)((?:\.\w+)*)\}")
@@ -66,7 +67,7 @@ def atomic(registry: FactoryRegistry) -> Iterator[TrackingScope]:
     With a bound session the call runs in a SAVEPOINT that is rolled back; otherwise the rows the
     scope tracked are deleted by the registry's cleanup.
     """
-    session = registry.bound_session
+    session = bound_session(registry)
     with registry.scope() as scope:
         if session is None:
             try:
@@ -105,7 +106,7 @@ def _link(
 
 
 def _session_of(registry: FactoryRegistry, instance: Any) -> Session:
-    session = sa_inspect(instance).session or registry.bound_session
+    session = row_session(instance, registry)
     if session is None:
         raise ConfigurationError(
             f"No session holds {instance!r}. Fix: bind one with registry.bound(session)."
@@ -540,7 +541,7 @@ class ScenarioBuilder:
         )
 
     def _session(self) -> Session:
-        session = self.registry.bound_session
+        session = bound_session(self.registry)
         if session is None:
             raise ConfigurationError(
                 f"Scenario {self.name!r} looks up existing rows and needs a session. Fix: "

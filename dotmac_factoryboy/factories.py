@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from .customizations import Customization, LinkOnly, Routed
 from .errors import BatchSizeError, ConfigurationError
 from .persistence import persistence_for
-from .plan import CallPlan
+from .plan import CallPlan, plan_call
 from .registry import CleanupHandler, FactoryRegistry, registry
 from .session import session_for
 from .tenancy import (
@@ -214,7 +214,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         """Plan and validate the whole call, decide its tenant, then let factory_boy build it."""
         if cls._meta.abstract:
             return super()._generate(strategy, kwargs)  # type: ignore[no-untyped-call]
-        plan = CallPlan(cls, strategy, routed, kwargs)
+        plan = plan_call(cls, strategy, routed, kwargs)
         enclosing = current_tree()
         tree = BuildTree(plan, strategy, enclosing)
         if strategy == enums.CREATE_STRATEGY:
@@ -256,7 +256,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
 
 def plan_for(factory_cls: Any, *routed: Routed, **kwargs: Any) -> CallPlan:
     """``factory_cls.plan(...)``, for factories that declare a field named ``plan`` themselves."""
-    plan = CallPlan(factory_cls, factory_cls._meta.strategy, routed, kwargs)
+    plan = plan_call(factory_cls, factory_cls._meta.strategy, routed, kwargs)
     enclosing = current_tree()
     plan.tenant = decide(plan, enclosing.tenant if enclosing else None)
     return plan

@@ -11,12 +11,16 @@ rule never decides anything.
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import difflib
 import inspect as pyinspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from factory import enums
 from factory.declarations import SKIP
@@ -122,6 +126,46 @@ class Link:
     instance: Any
 
 
+_SIMPLE = (type(None), bool, int, float, str, bytes, Decimal, dt.date, dt.time, dt.timedelta, UUID)
+_TEMPLATES: dict[tuple[Any, ...], CallPlan] = {}
+TEMPLATE_LIMIT = 4096
+"""Plans kept for reuse; the cache is emptied when it grows past this."""
+
+
+def plan_call(
+    factory_cls: Any, strategy: str, routed: tuple[Routed, ...], kwargs: Mapping[str, Any]
+) -> CallPlan:
+    """The plan of one call, reusing the walk of an earlier call of the same shape.
+
+    Calls with the same factory, strategy, keys (in order), value types and truthiness, no
+    positional routing and only plain values share one walk; the new call's values are bound
+    into a copy of the nodes they address.
+    """
+    if routed or not all(isinstance(v, _SIMPLE) for v in kwargs.values()):
+        return CallPlan(factory_cls, strategy, routed, kwargs)
+    key = (factory_cls, strategy, *((k, type(v), bool(v)) for k, v in kwargs.items()))
+    template = _TEMPLATES.get(key)
+    if template is not None:
+        return template.rebound(kwargs)
+    plan = CallPlan(factory_cls, strategy, routed, kwargs)
+    if all(_addressed(plan.root, k) is not None for k in kwargs):
+        if len(_TEMPLATES) >= TEMPLATE_LIMIT:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = plan
+    return plan.rebound(kwargs)
+
+
+def _addressed(node: PlanNode, key: str) -> PlanNode | None:
+    """The node a caller key sets a field of, if every part before the field is a place."""
+    *heads, _ = key.split(SPLITTER)
+    for head in heads:
+        found = node.children.get(head)
+        if found is None:
+            return None
+        node = found
+    return node
+
+
 class CallPlan:
     """The validated plan of one factory call, and the flat factory_boy keywords realising it."""
 
@@ -152,6 +196,33 @@ class CallPlan:
         for customization in (r for r in routed if isinstance(r, Customization)):
             self._route_customization(customization)
         self._validate()
+
+    def rebound(self, kwargs: Mapping[str, Any]) -> CallPlan:
+        """A copy of this plan with ``kwargs`` as the caller's values (same shape only)."""
+        plan = copy.copy(self)
+        plan._caller = ("caller", kwargs)
+        plan.tenant = None
+        if not kwargs:
+            return plan
+        copies: dict[int, PlanNode] = {}
+
+        def own(node: PlanNode) -> PlanNode:
+            mine = copies.get(id(node))
+            if mine is None:
+                mine = copies[id(node)] = copy.copy(node)
+                mine.fields, mine.flags = dict(node.fields), dict(node.flags)
+                mine.children = dict(node.children)
+            return mine
+
+        plan.root = own(self.root)
+        for key, value in kwargs.items():
+            node = plan.root
+            *heads, name = key.split(SPLITTER)
+            for head in heads:
+                node.children[head] = node = own(node.children[head])
+            target = node.flags if name in node.flags else node.fields
+            target[name] = FieldValue(value, "caller")
+        return plan
 
     @property
     def _name(self) -> str:
@@ -232,9 +303,10 @@ class CallPlan:
 
     def _link_by_key(self, node: PlanNode) -> None:
         """A foreign-key value (``customer_id=7``) links that row: its place is skipped."""
-        if sa_inspect(node.model, raiseerr=False) is None:
+        explicit = list(node.explicit())
+        if not explicit or sa_inspect(node.model, raiseerr=False) is None:
             return
-        for key, value in list(node.explicit()):
+        for key, value in explicit:
             relation = relationship_for_column(node.model, key)
             if relation in (None, key) or is_declaration(value.value):
                 continue

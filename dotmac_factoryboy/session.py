@@ -15,6 +15,8 @@ from .errors import ConfigurationError
 
 def check_sync(session: Any, where: str) -> None:
     """Refuse what cannot serve as a synchronous session, before anything uses it."""
+    if session is None or isinstance(session, (Session, scoped_session)):
+        return
     # By module, not isinstance: importing sqlalchemy.ext.asyncio needs greenlet installed.
     if any(c.__module__.startswith("sqlalchemy.ext.asyncio") for c in type(session).__mro__):
         raise ConfigurationError(
@@ -22,11 +24,10 @@ def check_sync(session: Any, where: str) -> None:
             "synchronous Session (for example `async_session.sync_session` inside run_sync, or "
             "a Session on a sync engine for the same database)."
         )
-    if session is not None and not isinstance(session, (Session, scoped_session)):
-        raise ConfigurationError(
-            f"{where}: {session!r} is not a SQLAlchemy Session. Fix: pass a "
-            "sqlalchemy.orm.Session (or scoped_session)."
-        )
+    raise ConfigurationError(
+        f"{where}: {session!r} is not a SQLAlchemy Session. Fix: pass a "
+        "sqlalchemy.orm.Session (or scoped_session)."
+    )
 
 
 def find_session(factory_cls: Any) -> Session | None:
@@ -62,6 +63,19 @@ def session_for(factory_cls: Any) -> Session:
             "no session."
         )
     return session
+
+
+def bound_session(registry: Any) -> Session | None:
+    """The session bound to ``registry`` in this context, if any."""
+    bound = registry.bound_session
+    return None if bound is None else actual(bound)
+
+
+def row_session(instance: Any, registry: Any) -> Session | None:
+    """The session that holds a row, else the registry's bound session."""
+    from sqlalchemy import inspect as sa_inspect
+
+    return sa_inspect(instance).session or bound_session(registry)
 
 
 def actual(session: Session | scoped_session[Session]) -> Session:

@@ -114,8 +114,17 @@ def remember_tenant_factory(factory_cls: Any) -> None:
     _TENANT_FACTORIES.setdefault(factory_cls._meta.model, factory_cls)
 
 
+_DECLARED: dict[Any, TenantSpec | None] = {}
+
+
 def declared_spec(factory_cls: Any) -> TenantSpec | None:
-    """The spec a tenant factory's Meta declares, if its model has that column."""
+    """The spec a tenant factory's Meta declares, if its model has that column (cached)."""
+    if factory_cls not in _DECLARED:
+        _DECLARED[factory_cls] = _read_declared_spec(factory_cls)
+    return _DECLARED[factory_cls]
+
+
+def _read_declared_spec(factory_cls: Any) -> TenantSpec | None:
     meta = factory_cls._meta
     field = getattr(meta, "tenant_field", None)
     mapper = sa_inspect(getattr(meta, "model", None), raiseerr=False)

@@ -292,3 +292,14 @@ def test_the_same_call_gives_the_same_rows_through_a_plan_or_not(session: Sessio
     rows = session.execute(select(Doc.title).where(Doc.id.in_([a.id, b.id]))).scalars().all()
     assert rows == ["same", "same"]
     assert count(session, Task) == 0
+
+
+def test_calls_of_one_shape_reuse_the_walk_but_not_the_values(session: Session) -> None:
+    first = TaskFactory.create(title="a", project__guest_lead=True)
+    second = TaskFactory.create(title="b", project__guest_lead=True)
+    off = TaskFactory.create(title="c", project__guest_lead=False)
+    session.expire_all()
+    assert [first.title, second.title, off.title] == ["a", "b", "c"]
+    assert first.project.lead.role == second.project.lead.role == "guest"
+    assert off.project.lead.role == "admin"
+    assert len({first.tenant_id, second.tenant_id, off.tenant_id}) == 3
