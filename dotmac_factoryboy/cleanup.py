@@ -1,20 +1,32 @@
 """Reverse-dependency deletion of tracked rows: children first, by primary key, never a row the
-factories did not create."""
+factories did not create unless it exists only because of rows being deleted.
+
+One mechanism decides every row that references a row being deleted: a tracked row is deleted
+with it; an untracked row whose foreign keys all point at rows being deleted is a *dependent*,
+deleted too when its table is a relationship's ``secondary`` table (it exists only to link those
+rows) or when the caller opts in with ``include_dependents``; any other row blocks, and so does
+everything it references, transitively.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, false, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, delete, false, or_, select, tuple_, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import ForeignKeyConstraint, sort_tables_and_constraints
 
+from .errors import CleanupError
+
 CHUNK_SIZE = 500
-"""Primary keys per DELETE statement (well under every backend's bound-parameter limit)."""
+"""Keys per statement (well under every backend's bound-parameter limit)."""
+ATTEMPTS = 3
+"""How often a failed delete round is retried on a fresh transaction before giving up."""
 
 Key = tuple[Any, ...]
 Row = tuple[Table, Key]
@@ -29,81 +41,219 @@ class BlockedRow:
     referenced_by: str
 
 
+@dataclass
+class CleanupReport:
+    """What a cleanup deleted: tracked rows per table, and the untracked dependents with them."""
+
+    deleted: dict[str, int] = field(default_factory=dict)
+    dependents: list[tuple[str, Key]] = field(default_factory=list)
+    blocked: list[BlockedRow] = field(default_factory=list)
+
+    def merge(self, other: CleanupReport) -> None:
+        """Add another session's report to this one."""
+        for table, number in other.deleted.items():
+            self.deleted[table] = self.deleted.get(table, 0) + number
+        self.dependents.extend(other.dependents)
+        self.blocked.extend(other.blocked)
+
+
 def delete_instances(
-    session: Session, instances: Sequence[Any]
-) -> tuple[list[Any], list[BlockedRow]]:
-    """Delete the rows of ``instances`` children-first and commit; returns (deleted, blocked)."""
-    session.flush()
+    session: Session, instances: Sequence[Any], *, include_dependents: bool = False
+) -> tuple[list[Any], CleanupReport]:
+    """Delete the rows of ``instances`` children-first and commit; returns (deleted, report).
+
+    A session that needs a rollback (or whose connection is gone) is rolled back first; rows the
+    test committed are still deleted. A failed round is retried on a fresh transaction; if rows
+    still remain, ``CleanupError`` lists them. Never returns while a deletable tracked row remains.
+    """
+    _settle(session)
     owners: dict[Row, list[Any]] = defaultdict(list)
     targets: dict[Table, set[Key]] = defaultdict(set)
+    secondary: set[Table] = set()
     for instance in instances:
         state = sa_inspect(instance)
-        if state.identity is None:
+        secondary |= _secondary_of(state.mapper)
+        if state.key is None:
             if state.pending:
                 session.expunge(instance)
             continue
+        identity = tuple(state.key[1])
         for table in state.mapper.tables:
-            targets[table].add(tuple(state.identity))
-        owners[(state.mapper.local_table, tuple(state.identity))].append(instance)
+            targets[table].add(identity)
+        owners[(state.mapper.local_table, identity)].append(instance)
     if not targets:
-        return [], []
-    blocked = _blocked_rows(session, targets)
-    blocked_keys = {(t, k) for t, k, _ in blocked}
-    keep = {t: {k for k in keys if (t, k) not in blocked_keys} for t, keys in targets.items()}
-    order = sort_tables_and_constraints(list(keep))  # type: ignore[no-untyped-call]
-    cyclic = [fk for table, fks in order if table is None for fk in fks]
-    cyclic += [fk for t in keep for fk in t.foreign_key_constraints if fk.referred_table is t]
-    for fk in cyclic:
-        table = fk.parent
-        if table in keep and keep[table] and all(c.nullable for c in fk.columns):
-            for chunk in _chunks(keep[table]):
-                values = {c.key: None for c in fk.columns}
-                session.execute(update(table).where(_pk_in(table, chunk)).values(values))
-    for table, _ in reversed(order):
-        if table is not None and keep.get(table):
-            for chunk in _chunks(keep[table]):
-                session.execute(delete(table).where(_pk_in(table, chunk)))
-    session.commit()
-    deleted = [
-        i for (table, key), objs in owners.items() if (table, key) not in blocked_keys for i in objs
-    ]
+        return [], CleanupReport()
+    failures: list[BaseException] = []
+    for _ in range(ATTEMPTS):
+        try:
+            plan = _Deletion(session, targets, secondary, include_dependents)
+            plan.execute()
+            session.commit()
+            break
+        except SQLAlchemyError as exc:
+            failures.append(exc)
+            session.rollback()
+    else:
+        remaining = sum(len(keys) for keys in targets.values())
+        raise CleanupError(
+            f"{remaining} tracked row(s) in {', '.join(sorted(t.name for t in targets))} could not "
+            f"be deleted after {ATTEMPTS} attempts; they are still tracked. Last database error: "
+            f"{failures[-1]}. Fix: end what holds or references them, then clean up again.",
+            errors=failures,
+        )
+    blocked_keys = set(plan.blocked)
+    deleted = [i for row, objs in owners.items() if row not in blocked_keys for i in objs]
     for instance in deleted:
         if sa_inspect(instance).session is session:
             session.expunge(instance)
-    return deleted, [BlockedRow(t.name, k, by) for t, k, by in blocked]
+    report = CleanupReport(
+        deleted={t.name: len(k) for t, k in plan.tracked_deleted().items() if k},
+        dependents=[(t.name, k) for t, k in plan.dependents],
+        blocked=[
+            BlockedRow(t.name, k, by)
+            for (t, k), by in plan.blocked.items()
+            if k in targets.get(t, ())
+        ],
+    )
+    return deleted, report
 
 
-def _blocked_rows(session: Session, targets: dict[Table, set[Key]]) -> list[tuple[Table, Key, str]]:
-    """Tracked rows referenced, directly or through other blocked rows, by untracked rows."""
-    edges: list[tuple[Row, Row]] = []
-    blocked: dict[Row, str] = {}
-    for fk in _constraints_into(targets):
-        referred, referring = fk.referred_table, cast(Table, fk.parent)
-        alias = referring.alias()  # a self-referential FK joins the table to itself
-        condition = and_(*(alias.c[e.parent.key] == e.column for e in fk.elements))
-        joined = alias.join(referred, condition)
-        pk_cols = [
-            *referred.primary_key.columns,
-            *(alias.c[c.key] for c in referring.primary_key.columns),
-        ]
-        width = len(referred.primary_key.columns)
-        for chunk in _chunks(targets[referred]):
-            query = select(*pk_cols).select_from(joined).where(_pk_in(referred, chunk))
-            for row in session.execute(query):
-                parent: Row = (referred, tuple(row[:width]))
-                child: Row = (referring, tuple(row[width:]))
-                if child[1] in targets.get(referring, ()):
-                    edges.append((child, parent))
-                else:
-                    blocked.setdefault(parent, referring.name)
-    changed = True
-    while changed:
-        changed = False
-        for child, parent in edges:
-            if child in blocked and parent not in blocked and child != parent:
-                blocked[parent] = child[0].name
-                changed = True
-    return [(t, k, by) for (t, k), by in blocked.items()]
+def _settle(session: Session) -> None:
+    """Write what the test left pending, or roll back a session that cannot, so that cleanup
+    starts on a working connection with a fresh snapshot (MariaDB's REPEATABLE READ)."""
+    try:
+        session.flush()
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+
+
+class _Deletion:
+    """The rows one cleanup round deletes, found with batched SELECTs per foreign key."""
+
+    def __init__(
+        self,
+        session: Session,
+        targets: dict[Table, set[Key]],
+        secondary: set[Table],
+        include_dependents: bool,
+    ) -> None:
+        self.session = session
+        self.targets = targets
+        self.deleting: dict[Table, set[Key]] = {t: set(k) for t, k in targets.items()}
+        self.dependents: list[Row] = []
+        self.blocked: dict[Row, str] = {}
+        self.edges: list[tuple[Row, Row]] = []
+        self.include_dependents = include_dependents
+        self.secondary = secondary
+        self._find_referrers()
+        self._propagate_blocks()
+
+    def _find_referrers(self) -> None:
+        """Fixed point: look up the referrers of rows newly added to the deletion set."""
+        fresh = {t: set(k) for t, k in self.deleting.items()}
+        undecided: dict[Row, list[tuple[Row, Row]]] = {}
+        while fresh:
+            added: dict[Table, set[Key]] = defaultdict(set)
+            for fk in _constraints_into(fresh):
+                for child, parent, refs in self._referrers(fk, fresh[fk.referred_table]):
+                    if child[1] in self.deleting.get(child[0], ()):
+                        self.edges.append((child, parent))
+                    elif self._may_follow(child[0]):
+                        undecided.setdefault(child, []).extend((child, r) for r in refs)
+                    else:
+                        self.blocked.setdefault(parent, child[0].name)
+            for child, edges in list(undecided.items()):
+                if all(p[1] in self.deleting.get(p[0], ()) for _, p in edges):
+                    del undecided[child]
+                    self.deleting.setdefault(child[0], set()).add(child[1])
+                    added[child[0]].add(child[1])
+                    self.dependents.append(child)
+                    self.edges.extend(edges)
+            fresh = {t: k for t, k in added.items() if k}
+        for child, edges in undecided.items():
+            for _, parent in edges:
+                if parent[1] in self.deleting.get(parent[0], ()):
+                    self.blocked.setdefault(parent, child[0].name)
+
+    def _may_follow(self, table: Table) -> bool:
+        return self.include_dependents or table in self.secondary
+
+    def _referrers(
+        self, fk: ForeignKeyConstraint, keys: set[Key]
+    ) -> Iterable[tuple[Row, Row, list[Row]]]:
+        """(referring row, referred row, every row the referring row points at) per match."""
+        referring, referred = fk.parent, fk.referred_table
+        assert isinstance(referring, Table)
+        if not _targets_key(fk):
+            return  # a foreign key to non-key columns: left to the database to refuse
+        own = _key_columns(referring)
+        outgoing = [f for f in referring.foreign_key_constraints if _targets_key(f)]
+        columns = [*own, *(e.parent for f in outgoing for e in _ordered_elements(f))]
+        where: list[tuple[Table, slice]] = []
+        start = len(own)
+        for other in outgoing:
+            where.append((other.referred_table, slice(start, start + len(other.elements))))
+            start += len(other.elements)
+        mine = where[outgoing.index(fk)][1]
+        local = columns[mine]
+        width = len(own)
+        for chunk in _chunks(keys):
+            for row in self.session.execute(select(*columns).where(_in(local, chunk))):
+                values = tuple(row)
+                refs = [(t, values[s]) for t, s in where if None not in values[s]]
+                yield (referring, values[:width]), (referred, values[mine]), refs
+
+    def _propagate_blocks(self) -> None:
+        """A row that stays keeps every row it references."""
+        by_child: dict[Row, list[Row]] = defaultdict(list)
+        for child, parent in self.edges:
+            by_child[child].append(parent)
+        stack = list(self.blocked)
+        while stack:
+            row = stack.pop()
+            for parent in by_child.get(row, ()):
+                if parent not in self.blocked and parent != row:
+                    self.blocked[parent] = row[0].name
+                    stack.append(parent)
+        for (table, key), _ in list(self.blocked.items()):
+            self.deleting.get(table, set()).discard(key)
+
+    def tracked_deleted(self) -> dict[Table, set[Key]]:
+        """Tracked keys that this round deletes."""
+        return {t: keys & self.deleting.get(t, set()) for t, keys in self.targets.items()}
+
+    def execute(self) -> None:
+        """NULL the nullable foreign keys of cycles, then delete children first."""
+        keep = {t: k for t, k in self.deleting.items() if k}
+        order = sort_tables_and_constraints(list(keep))  # type: ignore[no-untyped-call]
+        cyclic = [fk for table, fks in order if table is None for fk in fks]
+        cyclic += [fk for t in keep for fk in t.foreign_key_constraints if fk.referred_table is t]
+        for fk in cyclic:
+            table = fk.parent
+            if table in keep and all(c.nullable for c in fk.columns):
+                for chunk in _chunks(keep[table]):
+                    values = {c.key: None for c in fk.columns}
+                    self.session.execute(
+                        update(table).where(_in(_key_columns(table), chunk)).values(values)
+                    )
+        for table, _ in reversed(order):
+            if table is not None and table in keep:
+                for chunk in _chunks(keep[table]):
+                    self.session.execute(delete(table).where(_in(_key_columns(table), chunk)))
+
+
+_SECONDARY: dict[Any, set[Table]] = {}
+
+
+def _secondary_of(mapper: Any) -> set[Table]:
+    """The ``secondary`` (association) tables of a mapper's relationships (cached)."""
+    found = _SECONDARY.get(mapper)
+    if found is None:
+        found = _SECONDARY[mapper] = {
+            r.secondary for r in mapper.relationships if isinstance(r.secondary, Table)
+        }
+    return found
 
 
 def _constraints_into(targets: dict[Table, set[Key]]) -> list[ForeignKeyConstraint]:
@@ -117,17 +267,33 @@ def _constraints_into(targets: dict[Table, set[Key]]) -> list[ForeignKeyConstrai
     return list(found.values())
 
 
-def _pk_in(table: Table, keys: Iterable[Key]) -> ColumnElement[bool]:
-    columns = list(table.primary_key.columns)
+def _key_columns(table: Table) -> list[Any]:
+    """The columns that identify a row: the primary key, else every column."""
+    return list(table.primary_key.columns) or list(table.columns)
+
+
+def _targets_key(fk: ForeignKeyConstraint) -> bool:
+    """True when the foreign key points at the referred table's whole primary key."""
+    referred = {id(c) for c in fk.referred_table.primary_key.columns}
+    return bool(referred) and {id(e.column) for e in fk.elements} == referred
+
+
+def _ordered_elements(fk: ForeignKeyConstraint) -> list[Any]:
+    """The FK's elements in the order of the referred primary key's columns."""
+    position = {id(c): i for i, c in enumerate(fk.referred_table.primary_key.columns)}
+    return sorted(fk.elements, key=lambda e: position[id(e.column)])
+
+
+def _in(columns: list[Any], keys: Iterable[Key]) -> ColumnElement[bool]:
     keys = list(keys)
     if not keys:
         return false()
     if len(columns) == 1:
-        return columns[0].in_([k[0] for k in keys])
+        return columns[0].in_([k[0] for k in keys])  # type: ignore[no-any-return]
     return or_(tuple_(*columns).in_(keys))
 
 
 def _chunks(keys: Iterable[Key]) -> Iterable[list[Key]]:
-    ordered = sorted(keys, key=repr)
+    ordered = list(keys)
     for start in range(0, len(ordered), CHUNK_SIZE):
         yield ordered[start : start + CHUNK_SIZE]

@@ -51,6 +51,15 @@ def targets_of(value: Any) -> list[Target]:
     return [t for t in found if getattr(t.factory._meta, "model", None) is not None]
 
 
+def owns_sequence(factory_cls: Any) -> bool:
+    """True when ``factory_cls`` keeps its own sequence counter (subclasses share their parent's).
+
+    ``reset_sequence()`` on a subclass that shares a counter raises; factory_boy keeps the owner in
+    the private ``_meta.counter_reference``.
+    """
+    return bool(factory_cls._meta.counter_reference is factory_cls._meta)
+
+
 @dataclass(frozen=True)
 class FactoryShape:
     """What a factory class declares, read once per class: declarations, traits, known names."""

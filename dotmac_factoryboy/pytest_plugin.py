@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from .builders import TestDataBuilder
 from .errors import CleanupError, FactoryNotFoundError
+from .factory_boy_adapter import owns_sequence
 from .generators import DataGenerator
 from .registry import FactoryRegistry, registry
 
@@ -285,7 +286,7 @@ def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     factory.random.reseed_random(zlib.crc32(f"{seed}:{request.node.nodeid}".encode()))
     factories = list(registry.factories.values())
     for factory_cls in factories:
-        if factory_cls._meta.counter_reference is factory_cls._meta:
+        if owns_sequence(factory_cls):
             factory_cls.reset_sequence()
     saved = {f: vars(f).get("_dotmac_default_tenant") for f in factories}
     yield

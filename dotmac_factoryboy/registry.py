@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .cleanup import BlockedRow, delete_instances
+from .cleanup import BlockedRow, CleanupReport, delete_instances
 from .errors import CleanupError, FactoryNotFoundError, RelationshipError
 from .relationships import RelationshipDefinition, validate_definition
 from .session import check_sync
@@ -186,11 +186,13 @@ class FactoryRegistry:
             yield inner
         finally:
             self._scope.reset(token)
-            if cleanup:
-                self._cleanup(inner, None)
-            with outer.lock:
-                outer.rows.extend(inner.rows)
-                outer.handlers.extend(inner.handlers)
+            try:
+                if cleanup:
+                    self._cleanup(inner, None)
+            finally:  # what is left (blocked rows) stays tracked, so a later cleanup retries it
+                with outer.lock:
+                    outer.rows.extend(inner.rows)
+                    outer.handlers.extend(inner.handlers)
 
     def track(self, instance: Any, factory_cls: FactoryClass, session: Session) -> None:
         """Record a row a factory created."""
@@ -217,18 +219,25 @@ class FactoryRegistry:
 
     # -- cleanup ----------------------------------------------------------------------------
 
-    def cleanup_all(self) -> None:
-        """Delete every tracked row of the current scope, children first, then run handlers."""
-        self._cleanup(self.current_scope, None)
+    def cleanup_all(self, *, include_dependents: bool = False) -> CleanupReport:
+        """Delete every tracked row of the current scope, children first, then run handlers.
 
-    def cleanup_factory(self, factory_cls: FactoryClass) -> None:
+        Association rows linking only rows being deleted go with them. ``include_dependents``
+        also deletes untracked rows that reference only rows being deleted (an order the app
+        made for a factory-made customer); the report lists them.
+        """
+        return self._cleanup(self.current_scope, None, include_dependents=include_dependents)
+
+    def cleanup_factory(
+        self, factory_cls: FactoryClass, *, include_dependents: bool = False
+    ) -> CleanupReport:
         """Delete the rows ``factory_cls`` created in the current scope, then its handlers."""
-        self._cleanup(self.current_scope, factory_cls)
+        return self._cleanup(self.current_scope, factory_cls, include_dependents=include_dependents)
 
-    def cleanup_instances(self, instances: list[Any]) -> None:
+    def cleanup_instances(self, instances: list[Any]) -> CleanupReport:
         """Delete these tracked instances (children first); untracked ones are ignored."""
         wanted = {id(i) for i in instances}
-        self._cleanup(self.current_scope, None, lambda row: id(row.instance) in wanted)
+        return self._cleanup(self.current_scope, None, lambda row: id(row.instance) in wanted)
 
     def forget(self, scope: TrackingScope) -> None:
         """Drop a scope's records without deleting (its rows were rolled back)."""
@@ -241,7 +250,9 @@ class FactoryRegistry:
         scope: TrackingScope,
         factory_cls: FactoryClass | None,
         row_filter: Callable[[TrackedRow], bool] | None = None,
-    ) -> None:
+        *,
+        include_dependents: bool = False,
+    ) -> CleanupReport:
         def selected(owner: FactoryClass | None) -> bool:
             return factory_cls is None or (owner is not None and issubclass(owner, factory_cls))
 
@@ -253,16 +264,25 @@ class FactoryRegistry:
             ]
             handlers = [h for h in scope.handlers if selected(h[0]) and row_filter is None]
             scope.handlers = [h for h in scope.handlers if h not in handlers]
-        blocked: list[BlockedRow] = []
+        report = CleanupReport()
         done: set[int] = set()
-        for session in _unique(r.session for r in rows):
-            mine = [r.instance for r in rows if r.session is session]
-            deleted, stuck = delete_instances(session, mine)
-            done.update(id(i) for i in deleted)
-            blocked.extend(stuck)
-        with scope.lock:
-            scope.rows = [r for r in scope.rows if id(r.instance) not in done]
         errors: list[BaseException] = []
+        try:
+            for session in _unique(r.session for r in rows):
+                mine = [r.instance for r in rows if r.session is session]
+                try:
+                    deleted, found = delete_instances(
+                        session, mine, include_dependents=include_dependents
+                    )
+                except CleanupError as exc:
+                    errors.append(exc)
+                    continue
+                done.update(id(i) for i in deleted)
+                report.merge(found)
+        finally:
+            with scope.lock:
+                scope.rows = [r for r in scope.rows if id(r.instance) not in done]
+        blocked: list[BlockedRow] = report.blocked
         for _, handler in reversed(handlers):
             try:
                 handler()
@@ -270,6 +290,7 @@ class FactoryRegistry:
                 errors.append(exc)
         if blocked or errors:
             raise CleanupError(_cleanup_message(blocked, errors), blocked=blocked, errors=errors)
+        return report
 
 
 def _unique(sessions: Iterator[Session]) -> list[Session]:
@@ -291,7 +312,7 @@ def _cleanup_message(blocked: list[BlockedRow], errors: list[BaseException]) -> 
             f"  {b.table} {b.primary_key!r} is referenced from {b.referenced_by}" for b in blocked
         )
     if errors:
-        lines.append(f"{len(errors)} cleanup handler(s) raised:")
+        lines.append(f"{len(errors)} cleanup step(s) or handler(s) raised:")
         lines.extend(f"  {type(e).__name__}: {e}" for e in errors)
     return "\n".join(lines)
 

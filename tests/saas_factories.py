@@ -49,6 +49,12 @@ class ProjectFactory(TenantIsolatedFactory[Project]):
         guest_lead = factory.Trait(lead__role="guest")
         admin_lead = factory.Trait(lead__role="admin")
 
+    @factory.post_generation
+    def watchers(self, create: bool, extracted: list[Member] | None, **kwargs: object) -> None:
+        """``ProjectFactory.create(watchers=[m1, m2])`` links them through the association."""
+        if extracted:
+            self.watchers.extend(extracted)
+
 
 class TaskFactory(TenantIsolatedFactory[Task]):
     class Meta:

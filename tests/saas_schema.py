@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -33,6 +33,15 @@ class Member(SaasBase):
         return f"{self.name} ({self.role})"
 
 
+project_watchers = Table(
+    "saas_project_watchers",
+    SaasBase.metadata,
+    Column("project_id", Integer, ForeignKey("saas_projects.id"), nullable=False),
+    Column("member_id", Integer, ForeignKey("saas_members.id"), nullable=False),
+)
+"""An association table without a primary key."""
+
+
 class Project(SaasBase):
     __tablename__ = "saas_projects"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +50,7 @@ class Project(SaasBase):
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("saas_members.id"))
     org: Mapped[Organization] = relationship()
     lead: Mapped[Member | None] = relationship()
+    watchers: Mapped[list[Member]] = relationship(secondary=project_watchers)
 
 
 class Task(SaasBase):
@@ -79,6 +89,8 @@ class Workspace(SaasBase):
 class Doc(SaasBase):
     __tablename__ = "saas_docs"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("saas_workspaces.id"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("saas_workspaces.id", ondelete="CASCADE")
+    )
     title: Mapped[str] = mapped_column(String(100))
     workspace: Mapped[Workspace] = relationship()
