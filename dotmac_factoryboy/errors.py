@@ -28,6 +28,15 @@ class BatchSizeError(DotmacFactoryError, ValueError):
     """A batch size is negative, or given twice (``size`` and ``count``)."""
 
 
+class BatchError(DotmacFactoryError):
+    """A row of a batch failed to write; the whole batch was rolled back and nothing is tracked."""
+
+    def __init__(self, message: str, *, factory: Any, index: int | None) -> None:
+        super().__init__(message)
+        self.factory = factory
+        self.index = index
+
+
 class FactoryNotFoundError(DotmacFactoryError, LookupError):
     """No factory is registered under that name or for that model."""
 

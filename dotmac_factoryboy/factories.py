@@ -6,17 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from factory import enums
 from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
 from factory.base import FactoryMetaClass, OptionDefault
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .customizations import Customization, LinkOnly, Routed
-from .errors import BatchSizeError, ConfigurationError
-from .persistence import persistence_for
+from .errors import BatchError, BatchSizeError, ConfigurationError
+from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_of_work
 from .plan import CallPlan, plan_call
 from .registry import CleanupHandler, FactoryRegistry, registry
 from .session import session_for
@@ -41,6 +43,13 @@ class BuildTree:
     parent: BuildTree | None
     tenant: TenantRef | None = None
     sessions: dict[Any, Session] = field(default_factory=dict)
+
+    def kwargs(self) -> dict[str, Any]:
+        """factory_boy keywords for this tree, making its new tenant first if it needs one."""
+        decision = self.plan.tenant
+        if decision is not None and decision.place is not None and self.tenant is None:
+            self.tenant = _make_tenant(self.plan, decision.place, self.strategy)
+        return self.plan.kwargs(self.tenant)
 
     def session(self, factory_cls: Any) -> Session:
         """The session ``factory_cls`` writes through in this call (resolved once per call)."""
@@ -86,6 +95,14 @@ def _check_register(meta: object, value: object) -> None:
         raise ConfigurationError(f"{meta}: Meta.register must be True or False, got {value!r}.")
 
 
+def _check_chunk_size(meta: object, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"{meta}: Meta.batch_chunk_size must be a whole number >= 1, got {value!r}. Fix: "
+            "leave it unset (1000) or pass how many objects create_batch writes per round."
+        )
+
+
 class DotmacOptions(SQLAlchemyOptions):
     """factory_boy's SQLAlchemy options plus ``registry`` and ``register``."""
 
@@ -99,12 +116,14 @@ class DotmacOptions(SQLAlchemyOptions):
     sqlalchemy_get_or_create: tuple[str, ...]
     registry: FactoryRegistry | None
     register: bool
+    batch_chunk_size: int
 
     def _build_default_options(self) -> list[OptionDefault]:
         return [
             *super()._build_default_options(),  # type: ignore[no-untyped-call]
             OptionDefault("registry", None, inherit=True, checker=_check_registry),
             OptionDefault("register", True, inherit=False, checker=_check_register),
+            OptionDefault("batch_chunk_size", 1000, inherit=True, checker=_check_chunk_size),
         ]
 
 
@@ -167,9 +186,10 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         count: int | None = None,
         **kwargs: Any,
     ) -> list[ModelT]:
-        """Create ``size`` (alias ``count``) instances."""
+        """Create ``size`` (alias ``count``) instances: planned once, written in chunks of
+        ``Meta.batch_chunk_size``, all or nothing."""
         number, routed = _batch_arguments(cls, size, count, routed)
-        return [cls.create(*routed, **kwargs) for _ in range(number)]
+        return cls._run_batch(number, routed, kwargs)  # type: ignore[no-any-return]
 
     @classmethod
     def build_batch(
@@ -214,20 +234,64 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         """Plan and validate the whole call, decide its tenant, then let factory_boy build it."""
         if cls._meta.abstract:
             return super()._generate(strategy, kwargs)  # type: ignore[no-untyped-call]
-        plan = plan_call(cls, strategy, routed, kwargs)
+        tree = cls._tree(plan_call(cls, strategy, routed, kwargs))
+        if strategy != enums.CREATE_STRATEGY:
+            with _entered(tree):
+                return super()._generate(strategy, tree.kwargs())  # type: ignore[no-untyped-call]
+        outer, unit = current_unit(), UnitOfWork()
+        with unit_of_work(unit), _entered(tree):
+            made = super()._generate(strategy, tree.kwargs())  # type: ignore[no-untyped-call]
+            unit.write()
+        if outer is not None and outer.atomic:
+            outer.written.extend(unit.written)  # tracked with the batch, or not at all
+        else:
+            _track(unit)
+        return made
+
+    @classmethod
+    def _tree(cls, plan: CallPlan) -> BuildTree:
+        """The validated call's per-call state: its sessions (checked now) and its tenant."""
         enclosing = current_tree()
-        tree = BuildTree(plan, strategy, enclosing)
-        if strategy == enums.CREATE_STRATEGY:
+        tree = BuildTree(plan, plan.strategy, enclosing)
+        if plan.strategy == enums.CREATE_STRATEGY:
             for node in plan.nodes():
                 if node.role == "build" and hasattr(node.factory._meta, "sqlalchemy_session"):
                     tree.session(node.factory)
         plan.tenant = decide(plan, enclosing.tenant if enclosing else None)
         if plan.tenant is not None:
             tree.tenant = plan.tenant.ref
-            if plan.tenant.place is not None:
-                tree.tenant = _make_tenant(plan, plan.tenant.place, strategy)
-        with _entered(tree):
-            return super()._generate(strategy, plan.kwargs(tree.tenant))  # type: ignore[no-untyped-call]
+        return tree
+
+    @classmethod
+    def _run_batch(cls, number: int, routed: tuple[Routed, ...], kwargs: dict[str, Any]) -> Any:
+        """Plan once, build ``number`` trees, write them in chunks inside SAVEPOINTs."""
+        if cls._meta.abstract or number == 0:
+            return [cls.create(*routed, **kwargs) for _ in range(number)]
+        tree = cls._tree(plan_call(cls, enums.CREATE_STRATEGY, routed, kwargs))
+        sessions = list({id(s): s for s in tree.sessions.values()}.values())
+        savepoints = [s.begin_nested() for s in sessions]
+        unit = UnitOfWork(atomic=True)
+        made: list[Any] = []
+        try:
+            with unit_of_work(unit):
+                for index in range(number):
+                    unit.index = index
+                    with _entered(replace(tree, tenant=tree.tenant)) as each:
+                        made.append(super()._generate(enums.CREATE_STRATEGY, each.kwargs()))  # type: ignore[no-untyped-call]
+                    if len(unit.pending) >= cls._meta.batch_chunk_size:
+                        unit.write()
+                unit.write()
+        except Exception as exc:
+            for savepoint in reversed(savepoints):
+                savepoint.rollback()
+            if not isinstance(exc, DBAPIError):
+                raise
+            failed = _failing_index(unit.pending, sessions)
+            raise _batch_error(cls, number, failed, exc) from exc
+        for savepoint in reversed(savepoints):
+            savepoint.commit()
+        _track(unit)
+        return made
 
     @classmethod
     def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
@@ -241,7 +305,11 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         kwargs = check_object(cls, kwargs, tree.tenant if tree else None)
         session = tree.session(cls) if tree is not None else session_for(cls)
         if cls._meta.sqlalchemy_get_or_create:
-            return cls._get_or_create(model_class, session, args, kwargs)  # type: ignore[no-untyped-call]
+            session.flush()  # an early write: the lookup must see what this call built so far
+            found = cls._get_or_create(model_class, session, args, kwargs)  # type: ignore[no-untyped-call]
+            if sa_inspect(found).pending:
+                session.flush()
+            return found
         return cls._save(model_class, session, args, kwargs)
 
     @classmethod
@@ -249,9 +317,55 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         cls, model_class: type[Any], session: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         instance = model_class(*args, **kwargs)
-        persistence_for(cls._meta.sqlalchemy_session_persistence).save(session, instance)
-        registry_of(cls).track(instance, cls, session)
+        strategy = persistence_for(cls._meta.sqlalchemy_session_persistence)
+        unit = current_unit()
+        if unit is None:  # called outside a root call (factory_boy internals): write now
+            strategy.save(session, instance)
+            strategy.save_many(session, [instance])
+            registry_of(cls).track(instance, cls, session)
+        else:
+            unit.save(cls, session, instance, strategy)
         return instance
+
+
+def _track(unit: UnitOfWork) -> None:
+    """Track what a unit of work wrote, once all of it is in the database."""
+    for saved in unit.written:
+        registry_of(saved.factory).track(saved.instance, saved.factory, saved.session)
+
+
+def _failing_index(pending: list[Saved], sessions: list[Session]) -> int | None:
+    """Which tree of a rolled-back batch fails: write the trees one by one in a SAVEPOINT that
+    is rolled back afterwards (the error path only)."""
+    savepoints = [s.begin_nested() for s in sessions]
+    try:
+        for index in sorted({p.index for p in pending}):
+            try:
+                for saved in (p for p in pending if p.index == index):
+                    saved.session.add(saved.instance)
+                for session in sessions:
+                    session.flush()
+            except DBAPIError:
+                return index
+        return None
+    finally:
+        for savepoint in reversed(savepoints):
+            if savepoint.is_active:
+                savepoint.rollback()
+
+
+def _batch_error(factory_cls: Any, number: int, index: int | None, exc: DBAPIError) -> BatchError:
+    """Name the factory, the failing object's batch index and the database's message."""
+    at = f"object {index}" if index is not None else "an object"
+    message = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    return BatchError(
+        f"{factory_cls.__name__}.create_batch({number}): {at} failed to write: {message}. "
+        "Nothing of the batch was written (rolled back to a SAVEPOINT), nothing of it is "
+        "tracked, and the session is usable. Fix: make that object's values valid (unique "
+        "columns usually want a factory.Sequence).",
+        factory=factory_cls,
+        index=index,
+    )
 
 
 def plan_for(factory_cls: Any, *routed: Routed, **kwargs: Any) -> CallPlan:

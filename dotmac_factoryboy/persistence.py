@@ -1,42 +1,66 @@
-"""How a created instance reaches the database: one small strategy object per persistence mode.
+"""How created instances reach the database: a unit of work per root call, and one small strategy
+object per persistence mode.
 
-The strategy is looked up once per factory call; bulk inserts and AsyncSession support will be
-further strategies behind this same seam.
+A root call (``create``, or one chunk of ``create_batch``) collects what its trees build and
+writes it at the end in one flush: SQLAlchemy then inserts per table, parents before children,
+in multi-row statements (insertmanyvalues, with RETURNING where the dialect has it). Reading a
+not-yet-written row's key, foreign key or defaulted column during the build (a LazyAttribute on
+``parent.id``, a post_generation hook) writes what is pending first, so values are the same as
+with a flush per object. The strategies' ``save`` / ``save_many`` shape follows polyfactory's
+persistence protocols; an AsyncSession strategy will plug in here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper, Session
 
 from .errors import ConfigurationError
 
 
 class Persistence(Protocol):
-    """Saves one new instance through a session."""
+    """Saves new instances through a session: one at a time, then the collected group."""
+
+    deferred: bool
+    """Whether ``save`` leaves the write to ``save_many`` at the end of the unit of work."""
 
     def save(self, session: Session, instance: Any) -> None:
-        """Make ``instance`` part of ``session`` (and possibly write it)."""
+        """Make ``instance`` part of ``session`` (and write it now unless deferred)."""
+
+    def save_many(self, session: Session, instances: list[Any]) -> None:
+        """Write the instances a unit of work collected."""
 
 
 class AddOnly:
     """``sqlalchemy_session_persistence = None``: add to the session, let the caller flush."""
 
+    deferred = True
+
     def save(self, session: Session, instance: Any) -> None:
         session.add(instance)
 
+    def save_many(self, session: Session, instances: list[Any]) -> None:
+        """Nothing to write: the caller flushes."""
+
 
 class Flush(AddOnly):
-    """``"flush"`` (our default): INSERT now, so the instance has its primary key."""
+    """``"flush"`` (our default): written at the end of the root call, in one flush."""
 
-    def save(self, session: Session, instance: Any) -> None:
-        super().save(session, instance)
+    def save_many(self, session: Session, instances: list[Any]) -> None:
         session.flush()
 
 
 class Commit(AddOnly):
-    """``"commit"``: INSERT and commit the session's transaction."""
+    """``"commit"``: INSERT and commit at once (an early write: the unit of work cannot wait)."""
+
+    deferred = False
 
     def save(self, session: Session, instance: Any) -> None:
         super().save(session, instance)
@@ -55,3 +79,113 @@ def persistence_for(mode: str | None) -> Persistence:
             f"Unknown sqlalchemy_session_persistence {mode!r}. Fix: use one of "
             f"{sorted(m for m in STRATEGIES if m)} or None."
         ) from None
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One instance a factory saved in a unit of work, with its session and batch index."""
+
+    factory: Any
+    instance: Any
+    session: Session
+    strategy: Persistence
+    index: int
+
+
+@dataclass(eq=False)
+class UnitOfWork:
+    """What one root call (or batch) saved and has not written yet."""
+
+    index: int = 0
+    atomic: bool = False
+    """True for a batch: everything it writes is undone together, so it tracks at the end."""
+    pending: list[Saved] = field(default_factory=list)
+    written: list[Saved] = field(default_factory=list)
+
+    def save(
+        self, factory_cls: Any, session: Session, instance: Any, strategy: Persistence
+    ) -> None:
+        """Save one instance through its strategy; deferred ones wait for ``write``."""
+        _watch(sa_inspect(instance).mapper)
+        strategy.save(session, instance)
+        saved = Saved(factory_cls, instance, session, strategy, self.index)
+        (self.pending if strategy.deferred else self.written).append(saved)
+
+    def write(self) -> None:
+        """Write everything pending: one ``save_many`` per session and strategy."""
+        groups: dict[tuple[int, int], list[Saved]] = {}
+        for saved in self.pending:
+            groups.setdefault((id(saved.session), id(saved.strategy)), []).append(saved)
+        token = _WRITING.set(True)
+        try:
+            for group in groups.values():
+                first = group[0]
+                first.strategy.save_many(first.session, [s.instance for s in group])
+        finally:
+            _WRITING.reset(token)
+        self.written.extend(self.pending)
+        self.pending.clear()
+
+
+_UNIT: ContextVar[UnitOfWork | None] = ContextVar("dotmac_unit_of_work", default=None)
+_WRITING: ContextVar[bool] = ContextVar("dotmac_unit_writing", default=False)
+
+
+def current_unit() -> UnitOfWork | None:
+    """The unit of work of the root call being built in this context, if any."""
+    return _UNIT.get()
+
+
+@contextmanager
+def unit_of_work(unit: UnitOfWork) -> Iterator[UnitOfWork]:
+    """Make ``unit`` the one that factories of this context save into."""
+    token = _UNIT.set(unit)
+    try:
+        yield unit
+    finally:
+        _UNIT.reset(token)
+
+
+# -- early writes ------------------------------------------------------------------------------
+
+_WATCHED: set[Any] = set()
+
+
+def _watch(mapper: Mapper[Any]) -> None:
+    """Make reads of a pending row's key, foreign-key and defaulted columns write it first."""
+    if mapper in _WATCHED:
+        return
+    _WATCHED.add(mapper)
+    for prop in mapper.column_attrs:
+        columns = prop.columns
+        if any(_needs_written_row(c) for c in columns):
+            event.listen(
+                getattr(mapper.class_, prop.key), "init_scalar", _writer(prop.key), retval=True
+            )
+
+
+def _needs_written_row(column: Any) -> bool:
+    return bool(
+        column.primary_key
+        or column.foreign_keys
+        or column.default is not None
+        or column.server_default is not None
+    )
+
+
+def _writer(key: str) -> Any:
+    def write_first(target: Any, value: Any, dict_: dict[str, Any]) -> Any:
+        """Flush the session of a pending row whose unset ``key`` is read during a build."""
+        if _UNIT.get() is None or _WRITING.get():
+            return value
+        state = sa_inspect(target)
+        if not state.pending or state.session is None:
+            return value
+        token = _WRITING.set(True)
+        try:
+            state.session.flush()
+        finally:
+            _WRITING.reset(token)
+        return dict_.get(key, value)
+
+    return write_first
