@@ -88,6 +88,7 @@ def delete_instances(
         try:
             plan = _Deletion(session, targets, secondary, include_dependents)
             plan.execute()
+            _detach(session, owners, set(plan.blocked))  # before commit: nothing left to expire
             session.commit()
             break
         except SQLAlchemyError as exc:
@@ -103,9 +104,6 @@ def delete_instances(
         )
     blocked_keys = set(plan.blocked)
     deleted = [i for row, objs in owners.items() if row not in blocked_keys for i in objs]
-    for instance in deleted:
-        if sa_inspect(instance).session is session:
-            session.expunge(instance)
     report = CleanupReport(
         deleted={t.name: len(k) for t, k in plan.tracked_deleted().items() if k},
         dependents=[(t.name, k) for t, k in plan.dependents],
@@ -118,12 +116,28 @@ def delete_instances(
     return deleted, report
 
 
+def _detach(session: Session, owners: dict[Row, list[Any]], blocked: set[Row]) -> None:
+    """Expunge the instances of deleted rows, so the session never hands them out again."""
+    for row, objects in owners.items():
+        if row not in blocked:
+            for instance in objects:
+                if sa_inspect(instance).session is session:
+                    session.expunge(instance)
+
+
+SNAPSHOT_LEVELS = frozenset({"REPEATABLE READ", "SERIALIZABLE", "SNAPSHOT"})
+"""Isolation levels whose transactions read a snapshot: cleanup starts a new transaction."""
+
+
 def _settle(session: Session) -> None:
     """Write what the test left pending, or roll back a session that cannot, so that cleanup
-    starts on a working connection with a fresh snapshot (MariaDB's REPEATABLE READ)."""
+    starts on a working connection; under a snapshot isolation level (MariaDB's REPEATABLE
+    READ, SQLite in WAL mode) it also starts a new transaction, to see rows committed since."""
     try:
         session.flush()
-        session.commit()
+        level = session.connection().get_isolation_level()
+        if level in SNAPSHOT_LEVELS:
+            session.commit()
     except SQLAlchemyError:
         session.rollback()
 

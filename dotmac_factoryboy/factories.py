@@ -267,9 +267,14 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         """Plan once, build ``number`` trees, write them in chunks inside SAVEPOINTs."""
         if cls._meta.abstract or number == 0:
             return [cls.create(*routed, **kwargs) for _ in range(number)]
-        tree = cls._tree(plan_call(cls, enums.CREATE_STRATEGY, routed, kwargs))
+        plan = plan_call(cls, enums.CREATE_STRATEGY, routed, kwargs)
+        tree = cls._tree(plan)
         sessions = list({id(s): s for s in tree.sessions.values()}.values())
-        savepoints = [s.begin_nested() for s in sessions]
+        commits = any(
+            getattr(n.factory._meta, "sqlalchemy_session_persistence", None) == "commit"
+            for n in plan.nodes()
+        )
+        savepoints = [] if commits else [s.begin_nested() for s in sessions]
         unit = UnitOfWork(atomic=True)
         made: list[Any] = []
         try:
@@ -289,7 +294,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
             failed = _failing_index(unit.pending, sessions)
             raise _batch_error(cls, number, failed, exc) from exc
         for savepoint in reversed(savepoints):
-            savepoint.commit()
+            if savepoint.is_active:
+                savepoint.commit()
         _track(unit)
         return made
 
@@ -350,8 +356,7 @@ def _failing_index(pending: list[Saved], sessions: list[Session]) -> int | None:
         return None
     finally:
         for savepoint in reversed(savepoints):
-            if savepoint.is_active:
-                savepoint.rollback()
+            savepoint.rollback()  # also ends a SAVEPOINT a failed flush deactivated
 
 
 def _batch_error(factory_cls: Any, number: int, index: int | None, exc: DBAPIError) -> BatchError:

@@ -206,11 +206,18 @@ def tenant_of(instance: Any) -> TenantRef | None:
     spec = spec_for_model(type(instance))
     if spec is None:
         return None
-    value = getattr(instance, spec.field)
+    value = _peek(state, instance, spec.field)
     if value is not None:
         return TenantRef(spec.coerce(value))
-    owner = getattr(instance, spec.relationship) if spec.relationship else None
+    owner = _peek(state, instance, spec.relationship) if spec.relationship else None
     return tenant_ref(owner) if owner is not None else None
+
+
+def _peek(state: Any, instance: Any, key: str) -> Any:
+    """An attribute's value without writing a pending row (a row in the database may load)."""
+    if key in state.dict or state.key is None:
+        return state.dict.get(key)
+    return getattr(instance, key)
 
 
 def tenant_id_of(instance: Any) -> Any:
