@@ -3,6 +3,7 @@
 from .builders import ScenarioBuilder, ScenarioContext, TestDataBuilder
 from .customizations import Customization, LinkOnly, customize
 from .factories import SQLAlchemyFactory, TenantIsolatedFactory, plan_for
+from .faking import Faker
 from .generators import DataGenerator, DataProvider, DataType, SequenceGenerator
 from .registry import FactoryRegistry, registry
 from .relationships import RelationshipDefinition
@@ -14,6 +15,7 @@ __all__ = [
     "DataProvider",
     "DataType",
     "FactoryRegistry",
+    "Faker",
     "LinkOnly",
     "RelationshipDefinition",
     "SQLAlchemyFactory",

@@ -117,6 +117,7 @@ class DotmacOptions(SQLAlchemyOptions):
     registry: FactoryRegistry | None
     register: bool
     batch_chunk_size: int
+    faker_weighting: bool
 
     def _build_default_options(self) -> list[OptionDefault]:
         return [
@@ -124,6 +125,7 @@ class DotmacOptions(SQLAlchemyOptions):
             OptionDefault("registry", None, inherit=True, checker=_check_registry),
             OptionDefault("register", True, inherit=False, checker=_check_register),
             OptionDefault("batch_chunk_size", 1000, inherit=True, checker=_check_chunk_size),
+            OptionDefault("faker_weighting", True, inherit=True),
         ]
 
 

@@ -60,6 +60,16 @@ def owns_sequence(factory_cls: Any) -> bool:
     return bool(factory_cls._meta.counter_reference is factory_cls._meta)
 
 
+def option_of_step(step: Any, name: str, default: Any) -> Any:
+    """A Meta option of the factory a declaration is being evaluated for.
+
+    A declaration's ``evaluate`` receives factory_boy's BuildStep, which reaches the factory's
+    options only through the private ``builder.factory_meta``.
+    """
+    meta = getattr(getattr(step, "builder", None), "factory_meta", None)
+    return getattr(meta, name, default)
+
+
 @dataclass(frozen=True)
 class FactoryShape:
     """What a factory class declares, read once per class: declarations, traits, known names."""

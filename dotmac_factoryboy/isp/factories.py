@@ -1,4 +1,8 @@
-"""Factories for the ISP domain: realistic defaults, unique columns from sequences, traits."""
+"""Factories for the ISP domain: realistic defaults, unique columns from sequences, traits.
+
+Every factory draws Faker values unweighted (``Meta.faker_weighting = False``): uniform picks
+from the same realistic lists, several times cheaper in bulk.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from decimal import Decimal
 import factory
 
 from ..factories import SQLAlchemyFactory, TenantIsolatedFactory
+from ..faking import Faker
 from ..providers import ISPProvider, vendor_mac
 from .models import (
     Address,
@@ -32,8 +37,9 @@ def _today() -> dt.date:
 class TenantFactory(SQLAlchemyFactory[Tenant]):
     class Meta:
         model = Tenant
+        faker_weighting = False
 
-    name = factory.Faker("company")
+    name = Faker("company")
     subdomain = factory.Sequence(lambda n: f"isp{n:06d}")
     status = "active"
 
@@ -41,18 +47,20 @@ class TenantFactory(SQLAlchemyFactory[Tenant]):
 class AddressFactory(TenantIsolatedFactory[Address]):
     class Meta:
         model = Address
+        faker_weighting = False
 
-    street = factory.Faker("street_address")
-    city = factory.Faker("city")
-    postal_code = factory.Faker("postcode")
+    street = Faker("street_address")
+    city = Faker("city")
+    postal_code = Faker("postcode")
     country = "US"
 
 
 class UserFactory(TenantIsolatedFactory[User]):
     class Meta:
         model = User
+        faker_weighting = False
 
-    full_name = factory.Faker("name")
+    full_name = Faker("name")
     email = factory.Sequence(lambda n: f"user{n:06d}@example.net")
     role = "support"
     is_active = True
@@ -66,18 +74,19 @@ class UserFactory(TenantIsolatedFactory[User]):
 class CustomerFactory(TenantIsolatedFactory[Customer]):
     class Meta:
         model = Customer
+        faker_weighting = False
 
     customer_number = factory.Sequence(lambda n: f"CUST-{n + 1:05d}")
-    name = factory.Faker("name")
-    email = factory.Faker("email")
-    phone = factory.Faker("phone_number")
+    name = Faker("name")
+    email = Faker("email")
+    phone = Faker("phone_number")
     type = "residential"
     status = "active"
     service_address = factory.SubFactory(AddressFactory)
     billing_address = None
 
     class Params:
-        business = factory.Trait(type="business", name=factory.Faker("company"))
+        business = factory.Trait(type="business", name=Faker("company"))
         enterprise = factory.Trait(business=True, type="enterprise")
         suspended = factory.Trait(status="suspended")
         with_billing_address = factory.Trait(billing_address=factory.SubFactory(AddressFactory))
@@ -86,6 +95,7 @@ class CustomerFactory(TenantIsolatedFactory[Customer]):
 class ServiceFactory(TenantIsolatedFactory[Service]):
     class Meta:
         model = Service
+        faker_weighting = False
 
     customer = factory.SubFactory(CustomerFactory)
     service_id = factory.Sequence(lambda n: f"SRV-{n + 1:06d}")
@@ -94,7 +104,7 @@ class ServiceFactory(TenantIsolatedFactory[Service]):
     bandwidth_mbps = 100
     monthly_price = Decimal("49.99")
     status = "active"
-    ip_address = factory.Faker("ipv4_private")
+    ip_address = Faker("ipv4_private")
 
     class Params:
         fiber = factory.Trait(
@@ -118,6 +128,7 @@ class ServiceFactory(TenantIsolatedFactory[Service]):
 class BillingAccountFactory(TenantIsolatedFactory[BillingAccount]):
     class Meta:
         model = BillingAccount
+        faker_weighting = False
 
     customer = factory.SubFactory(CustomerFactory)
     account_number = factory.Sequence(lambda n: f"ACC-{n + 1:08d}")
@@ -129,6 +140,7 @@ class BillingAccountFactory(TenantIsolatedFactory[BillingAccount]):
 class PaymentFactory(TenantIsolatedFactory[Payment]):
     class Meta:
         model = Payment
+        faker_weighting = False
 
     invoice = factory.SubFactory("dotmac_factoryboy.isp.factories.InvoiceFactory")
     amount = factory.SelfAttribute("invoice.amount")
@@ -139,6 +151,7 @@ class PaymentFactory(TenantIsolatedFactory[Payment]):
 class InvoiceFactory(TenantIsolatedFactory[Invoice]):
     class Meta:
         model = Invoice
+        faker_weighting = False
 
     billing_account = factory.SubFactory(BillingAccountFactory)
     invoice_number = factory.Sequence(lambda n: f"INV-{n + 1:08d}")
@@ -163,12 +176,13 @@ class InvoiceFactory(TenantIsolatedFactory[Invoice]):
 class DeviceFactory(TenantIsolatedFactory[Device]):
     class Meta:
         model = Device
+        faker_weighting = False
 
     customer = None
     device_type = "cpe"
     vendor = "ubiquiti"
     mac_address = factory.LazyAttributeSequence(lambda o, n: vendor_mac(o.vendor, n))
-    ip_address = factory.Faker("ipv4_private")
+    ip_address = Faker("ipv4_private")
     serial_number = factory.Sequence(lambda n: f"SN{n + 1:010d}")
 
     class Params:
@@ -184,12 +198,13 @@ class DeviceFactory(TenantIsolatedFactory[Device]):
 class TicketFactory(TenantIsolatedFactory[Ticket]):
     class Meta:
         model = Ticket
+        faker_weighting = False
 
     customer = factory.SubFactory(CustomerFactory)
     assigned_to = None
     parent = None
-    subject = factory.Faker("sentence", nb_words=6)
-    description = factory.Faker("paragraph")
+    subject = Faker("sentence", nb_words=6)
+    description = Faker("paragraph")
     priority = "normal"
     status = "open"
 

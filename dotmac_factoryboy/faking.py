@@ -1,0 +1,59 @@
+"""``Faker``: factory_boy's Faker declaration, able to draw in Faker's unweighted mode.
+
+Faker's weighted sampling (``random_elements`` over weighted name and word lists) is a large share
+of a bulk build's time. Unweighted draws pick uniformly from the same lists: still realistic,
+still reproducible for a seed, several times cheaper. Opt in per factory with
+``Meta.faker_weighting = False`` (our ``Faker`` declarations of that factory follow it) or per
+declaration with ``Faker("name", weighting=False)``; ``factory.Faker`` is never changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+import faker
+
+from .factory_boy_adapter import option_of_step
+
+_UNWEIGHTED: dict[str, faker.Faker] = {}
+
+
+def unweighted_faker(locale: str | None) -> faker.Faker:
+    """The unweighted twin of factory_boy's Faker for ``locale``, with the same providers.
+
+    It shares Faker's module-level random generator, so ``factory.random.reseed_random`` seeds
+    both.
+    """
+    weighted = factory.Faker._get_faker(locale)
+    key = locale or ""
+    twin = _UNWEIGHTED.get(key)
+    if twin is None:
+        twin = _UNWEIGHTED[key] = faker.Faker(
+            locale=weighted.locales[0] if weighted.locales else None, use_weighting=False
+        )
+    if len(twin.providers) != len(weighted.providers):  # providers added since: copy them over
+        known = {type(p) for p in twin.providers}
+        for provider in weighted.providers:
+            if type(provider) not in known:
+                twin.add_provider(type(provider))
+                known.add(type(provider))
+    return twin
+
+
+class Faker(factory.Faker):
+    """``factory.Faker`` plus ``weighting``: ``None`` follows ``Meta.faker_weighting`` of the
+    factory evaluating it (default ``True``, Faker's own behaviour); ``False`` draws unweighted."""
+
+    def __init__(self, provider: str, *, weighting: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(provider, **kwargs)  # type: ignore[no-untyped-call]
+        self.weighting = weighting
+
+    def evaluate(self, instance: Any, step: Any, extra: dict[str, Any]) -> Any:
+        weighting = self.weighting
+        if weighting is None:
+            weighting = option_of_step(step, "faker_weighting", True)
+        if weighting:
+            return super().evaluate(instance, step, extra)  # type: ignore[no-untyped-call]
+        locale = extra.pop("locale")
+        return unweighted_faker(locale).format(self.provider, **extra)
