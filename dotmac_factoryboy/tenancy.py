@@ -499,8 +499,19 @@ def _hard_sources(
 
 def _row_tenants(value: Any) -> list[TenantRef]:
     items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-    found = (tenant_of(i) for i in items)
+    found = (tenant_of(i) for i in items if _is_mapped(type(i)))
     return [t for t in found if t is not None]
+
+
+_MAPPED: dict[type[Any], bool] = {}
+
+
+def _is_mapped(kind: type[Any]) -> bool:
+    """Whether instances of ``kind`` are mapped rows (cached per type: plain values skip fast)."""
+    known = _MAPPED.get(kind)
+    if known is None:
+        known = _MAPPED[kind] = isinstance(sa_inspect(kind, raiseerr=False), Mapper)
+    return known
 
 
 def _row_by_key(node: PlanNode, key: str, value: Any) -> Any:

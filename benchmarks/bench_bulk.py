@@ -1,0 +1,286 @@
+"""create_batch of ISP customers (with their addresses) against factory_boy, polyfactory and
+SQLAlchemy Core, side by side in one process, on SQLite and on PostgreSQL and MariaDB when
+DOTMAC_TEST_POSTGRES_URL / DOTMAC_TEST_MARIADB_URL are set.
+
+Writes medians and ratios to benchmarks/results.json and benchmarks/bulk.md (shown on the docs'
+performance page), with the machine and versions. Timings are never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy import create_engine, delete, event, insert
+from sqlalchemy.orm import Session
+
+from dotmac_factoryboy import registry
+from dotmac_factoryboy.faking import unweighted_faker
+from dotmac_factoryboy.isp.factories import CustomerFactory, TenantFactory
+from dotmac_factoryboy.isp.models import Address, Base, Customer
+
+HERE = Path(__file__).parent
+
+
+def vanilla(session: Session, tenant: int) -> Any:
+    """The ISP declarations on plain factory_boy, flush per object (its documented setting)."""
+
+    class AddressFactory(SQLAlchemyModelFactory):  # type: ignore[misc]
+        class Meta:
+            model = Address
+            sqlalchemy_session = session
+            sqlalchemy_session_persistence = "flush"
+
+        street = factory.Faker("street_address")
+        city = factory.Faker("city")
+        postal_code = factory.Faker("postcode")
+        country = "US"
+        tenant_id = tenant
+
+    class VanillaCustomerFactory(SQLAlchemyModelFactory):  # type: ignore[misc]
+        class Meta:
+            model = Customer
+            sqlalchemy_session = session
+            sqlalchemy_session_persistence = "flush"
+
+        customer_number = factory.Sequence(lambda n: f"V-{n + 1:07d}")
+        name = factory.Faker("name")
+        email = factory.Faker("email")
+        phone = factory.Faker("phone_number")
+        type = "residential"
+        status = "active"
+        service_address = factory.SubFactory(AddressFactory)
+        tenant_id = tenant
+
+    return VanillaCustomerFactory
+
+
+def polyfactory_factory(session: Session, tenant: Any) -> Any:
+    """polyfactory's SQLAlchemyFactory for the same models, fed by the same Faker providers."""
+    from polyfactory import Use
+    from polyfactory.factories.sqlalchemy_factory import SQLAlchemyFactory as Poly
+
+    fake = unweighted_faker(None)
+    numbers = itertools.count(1)
+    the_tenant = tenant
+
+    class AddressPoly(Poly[Address]):
+        __set_relationships__ = False
+        id = None
+        tenant_id = the_tenant.id
+        street = Use(fake.street_address)
+        city = Use(fake.city)
+        postal_code = Use(fake.postcode)
+        country = "US"
+
+    class CustomerPoly(Poly[Customer]):
+        __session__ = session
+        __set_relationships__ = True
+        id = None
+        tenant = Use(lambda: the_tenant)
+        tenant_id = the_tenant.id
+        customer_number = Use(lambda: f"P-{next(numbers):07d}")
+        name = Use(fake.name)
+        email = Use(fake.email)
+        phone = Use(fake.phone_number)
+        type = "residential"
+        status = "active"
+        services = Use(list)
+        billing_account = None
+        billing_address = None
+        service_address = Use(AddressPoly.build)
+
+    return CustomerPoly
+
+
+def core_insert(session: Session, tenant_id: int, size: int) -> None:
+    """The limit: rows made by the same Faker calls (unweighted), inserted with Core."""
+    fake = unweighted_faker(None)
+    addresses = [
+        {
+            "street": fake.street_address(),
+            "city": fake.city(),
+            "postal_code": fake.postcode(),
+            "country": "US",
+            "tenant_id": tenant_id,
+        }
+        for _ in range(size)
+    ]
+    returned = session.execute(
+        insert(Address).returning(Address.id, sort_by_parameter_order=True), addresses
+    )
+    ids = [row[0] for row in returned]
+    customers = [
+        {
+            "customer_number": f"C-{n + 1:07d}",
+            "name": fake.name(),
+            "email": fake.email(),
+            "phone": fake.phone_number(),
+            "type": "residential",
+            "status": "active",
+            "service_address_id": ids[n],
+            "tenant_id": tenant_id,
+        }
+        for n in range(size)
+    ]
+    session.execute(insert(Customer), customers)
+    session.flush()
+
+
+def timed(session: Session, run: Callable[[], object]) -> float:
+    """Seconds for one run inside a throwaway tracking scope; its rows are removed, untimed."""
+    with registry.scope() as scope:
+        start = time.perf_counter()
+        run()
+        session.commit()
+        elapsed = time.perf_counter() - start
+        registry.forget(scope)
+    session.execute(delete(Customer))
+    session.execute(delete(Address))
+    session.commit()
+    session.expunge_all()
+    return elapsed
+
+
+def measure(url: str, size: int, repeats: int) -> dict[str, float]:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", lambda c, _: c.execute("PRAGMA foreign_keys=ON"))
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    session = Session(engine)
+    with registry.bound(session):
+        tenant = TenantFactory.create()
+        session.commit()
+        tenant_id = tenant.id
+        runs: dict[str, Callable[[], object]] = {
+            "dotmac_factoryboy create_batch": lambda: CustomerFactory.create_batch(
+                size, tenant=tenant
+            ),
+            "factory_boy (flush per object)": lambda: vanilla(session, tenant_id).create_batch(
+                size
+            ),
+            "SQLAlchemy Core insert (same Faker calls)": lambda: core_insert(
+                session, tenant_id, size
+            ),
+        }
+        try:
+            poly = polyfactory_factory(session, tenant)
+            runs["polyfactory create_batch_sync"] = lambda: poly.create_batch_sync(size)
+        except ImportError:
+            print("polyfactory is not installed: its case is skipped")
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeats):
+            for name, run in runs.items():
+                times[name].append(timed(session, run))
+    session.close()
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def scale(url: str, sizes: list[int]) -> list[dict[str, float]]:
+    """create_batch(n) time and peak traced memory, to show both grow linearly with n."""
+    engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    rows = []
+    with Session(engine) as session, registry.bound(session):
+        tenant = TenantFactory.create()
+        session.commit()
+        for size in sizes:
+            with registry.scope() as scope:
+                tracemalloc.start()
+                start = time.perf_counter()
+                CustomerFactory.create_batch(size, tenant=tenant)
+                session.commit()
+                elapsed = time.perf_counter() - start
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                registry.forget(scope)
+            session.execute(delete(Customer))
+            session.execute(delete(Address))
+            session.commit()
+            session.expunge_all()
+            rows.append({"n": size, "seconds": elapsed, "peak_mib": peak / 2**20})
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scale", type=int, nargs="*", default=[], help="PostgreSQL sizes")
+    args = parser.parse_args()
+    urls = {"SQLite (file)": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
+    for name, variable in (
+        ("PostgreSQL", "DOTMAC_TEST_POSTGRES_URL"),
+        ("MariaDB", "DOTMAC_TEST_MARIADB_URL"),
+    ):
+        if os.environ.get(variable):
+            urls[name] = os.environ[variable]
+    results: dict[str, Any] = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            **{p: version(p) for p in ("SQLAlchemy", "factory_boy", "Faker")},
+        },
+        "size": args.size,
+        "repeats": args.repeats,
+        "backends": {},
+    }
+    lines = [
+        f"`create_batch({args.size})` of ISP customers with their addresses, one tenant, median "
+        f"of {args.repeats}, all cases side by side in one run (Python "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs). Ratio = that case's time / "
+        "dotmac_factoryboy's.",
+        "",
+        "| backend | case | median s | time vs dotmac_factoryboy |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for backend, url in urls.items():
+        medians = measure(url, args.size, args.repeats)
+        ours = medians["dotmac_factoryboy create_batch"]
+        results["backends"][backend] = {
+            name: {"median_s": seconds, "ratio_to_dotmac": seconds / ours}
+            for name, seconds in medians.items()
+        }
+        for name, seconds in medians.items():
+            line = f"| {backend} | {name} | {seconds:.2f} | {seconds / ours:.2f}x |"
+            lines.append(line)
+            print(line, flush=True)
+    postgres = os.environ.get("DOTMAC_TEST_POSTGRES_URL")
+    if args.scale and postgres:
+        results["scale_postgresql"] = scale(postgres, args.scale)
+        lines += [
+            "",
+            "| PostgreSQL create_batch(n) | seconds | peak traced MiB |",
+            "| ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {r['n']} | {r['seconds']:.1f} | {r['peak_mib']:.0f} |"
+            for r in results["scale_postgresql"]
+        ]
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (HERE / "bulk.md").write_text("\n".join([*lines, ""]))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
