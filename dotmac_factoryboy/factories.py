@@ -135,9 +135,12 @@ class FactoryMeta(FactoryMetaClass):
     _meta: Any
 
     def __new__(mcs, class_name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        names_model = "model" in vars(attrs.get("Meta", object))
         new_class = super().__new__(mcs, class_name, bases, attrs)  # type: ignore[no-untyped-call]
         meta = new_class._meta
-        if not meta.abstract and meta.model is not None and meta.register:
+        # Only a class whose own Meta names the model registers: subclasses that inherit it
+        # (pytest-factoryboy's throwaway ones, variants of a factory) never compete for the name.
+        if names_model and not meta.abstract and meta.model is not None and meta.register:
             registry_of(new_class).auto_register(new_class)
         return new_class
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import threading
 from abc import ABC, abstractmethod
@@ -12,6 +13,11 @@ from typing import Any
 from faker import Faker
 
 from .providers import ISPProvider
+
+EPOCH = dt.datetime(2000, 1, 1)
+HORIZON = dt.datetime(2030, 12, 31)
+"""DATE and DATETIME values lie in this fixed range, never one ending "now": the same seed gives
+the same data on every day."""
 
 
 class DataType(enum.Enum):
@@ -118,8 +124,8 @@ class DataGenerator:
             DataType.COMPANY: lambda o: f.company(),
             DataType.PHONE: lambda o: f.phone_number(),
             DataType.ADDRESS: lambda o: f.address(),
-            DataType.DATE: lambda o: f.date_object(),
-            DataType.DATETIME: lambda o: f.date_time(),
+            DataType.DATE: lambda o: f.date_between_dates(EPOCH.date(), HORIZON.date()),
+            DataType.DATETIME: lambda o: f.date_time_between_dates(EPOCH, HORIZON),
             DataType.BOOLEAN: lambda o: f.pybool(),
             DataType.INTEGER: lambda o: f.random_int(o.get("min", 0), o.get("max", 9999)),
             DataType.DECIMAL: lambda o: f.pydecimal(
@@ -150,4 +156,4 @@ class DataGenerator:
         kind = options.get("type", "private")
         if kind not in ("private", "public"):
             raise ValueError(f"Unknown IP_ADDRESS type {kind!r}; use 'private' or 'public'.")
-        return str(self.faker.ipv4_private() if kind == "private" else self.faker.ipv4_public())
+        return str(self.faker.private_ipv4() if kind == "private" else self.faker.public_ipv4())

@@ -43,13 +43,15 @@ def vendor_mac(vendor: str, serial: int) -> str:
 class ISPProvider(BaseProvider):
     """Faker provider: ``factory.Faker("service_id")`` and friends."""
 
-    def ipv4_private(self) -> str:
+    # Named apart from Faker's own ``ipv4_private(network=..., address_class=...)`` and
+    # ``ipv4_public``, which adding this provider must never shadow.
+    def private_ipv4(self) -> str:
         """An RFC 1918 address (always ``is_private``)."""
         network = self.random_element(PRIVATE_NETWORKS)
         offset = self.generator.random.randrange(1, network.num_addresses - 1)
         return str(network.network_address + offset)
 
-    def ipv4_public(self) -> str:
+    def public_ipv4(self) -> str:
         """A globally routable unicast address (always ``is_global``)."""
         while True:
             address = ipaddress.IPv4Address(self.generator.random.getrandbits(32))
@@ -76,9 +78,8 @@ class ISPProvider(BaseProvider):
 
     def invoice_number(self) -> str:
         """``INV-2026-123456``."""
-        return (
-            f"INV-{self.generator.date_object().year}-{self.random_number(digits=6, fix_len=True)}"
-        )
+        year = self.random_int(2020, 2029)  # a fixed range: the same seed gives the same data
+        return f"INV-{year}-{self.random_number(digits=6, fix_len=True)}"
 
     def serial_number(self) -> str:
         """A device serial such as ``FTX1234A5BC``."""

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .cleanup import BlockedRow, CleanupReport, delete_instances
-from .errors import CleanupError, FactoryNotFoundError, RelationshipError
+from .errors import CleanupError, ConfigurationError, FactoryNotFoundError, RelationshipError
 from .relationships import RelationshipDefinition, validate_definition
 from .session import check_sync
 
@@ -81,15 +81,26 @@ class FactoryRegistry:
         return key
 
     def auto_register(self, factory_cls: FactoryClass) -> None:
-        """Register a newly defined factory unless it subclasses the one already registered.
+        """Register a newly defined factory under its model's name; refuse a second one.
 
-        Throwaway subclasses (pytest-factoryboy makes one per fixture evaluation) must not
-        replace their parent; an unrelated redefinition replaces the old one.
+        Subclasses of the registered factory (pytest-factoryboy makes one per fixture
+        evaluation) are not registered; the same class defined again (its module imported
+        anew) replaces the old one; any other factory for that name is an error.
         """
         key = factory_name_for(factory_cls._meta.model)
         existing = self._factories.get(key)
         if existing is not None and issubclass(factory_cls, existing):
             return
+        if existing is not None and _where(existing) != _where(factory_cls):
+            raise ConfigurationError(
+                f"Two factories for a model named {factory_cls._meta.model.__name__} in one "
+                f"registry: {_where(existing)} is registered as {key!r}, and "
+                f"{_where(factory_cls)} would replace it. Fix: set Meta.register = False on one "
+                "of them, register it under another name with "
+                f"registry.register_factory({factory_cls.__name__}, 'other_name') (after "
+                "Meta.register = False), or give it a registry of its own "
+                "(Meta.registry = FactoryRegistry())."
+            )
         self._factories[key] = factory_cls
 
     def get_factory(self, name: str) -> FactoryClass:
@@ -291,6 +302,10 @@ class FactoryRegistry:
         if blocked or errors:
             raise CleanupError(_cleanup_message(blocked, errors), blocked=blocked, errors=errors)
         return report
+
+
+def _where(factory_cls: FactoryClass) -> str:
+    return f"{factory_cls.__module__}.{factory_cls.__qualname__}"
 
 
 def _unique(sessions: Iterator[Session]) -> list[Session]:

@@ -29,13 +29,20 @@ class UnweightedMemberFactory(SQLAlchemyFactory[Member]):
 class WeightedMemberFactory(UnweightedMemberFactory):
     class Meta:
         faker_weighting = True
+        register = False
 
 
 class PlainMemberFactory(UnweightedMemberFactory):
+    class Meta:
+        register = False
+
     name = factory.Faker("first_name_male")
 
 
 class ChosenMemberFactory(WeightedMemberFactory):
+    class Meta:
+        register = False
+
     name = Faker("first_name_male", weighting=False)
 
 

@@ -136,8 +136,8 @@ def fake() -> Faker:
 
 def test_ip_addresses_are_private_or_global(fake: Faker) -> None:
     for _ in range(2000):
-        assert ipaddress.ip_address(fake.ipv4_private()).is_private
-        assert ipaddress.ip_address(fake.ipv4_public()).is_global
+        assert ipaddress.ip_address(fake.private_ipv4()).is_private
+        assert ipaddress.ip_address(fake.public_ipv4()).is_global
 
 
 @pytest.mark.parametrize("vendor", sorted(VENDOR_OUIS))

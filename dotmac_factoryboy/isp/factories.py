@@ -104,7 +104,7 @@ class ServiceFactory(TenantIsolatedFactory[Service]):
     bandwidth_mbps = 100
     monthly_price = Decimal("49.99")
     status = "active"
-    ip_address = Faker("ipv4_private")
+    ip_address = Faker("private_ipv4")
 
     class Params:
         fiber = factory.Trait(
@@ -182,7 +182,7 @@ class DeviceFactory(TenantIsolatedFactory[Device]):
     device_type = "cpe"
     vendor = "ubiquiti"
     mac_address = factory.LazyAttributeSequence(lambda o, n: vendor_mac(o.vendor, n))
-    ip_address = Faker("ipv4_private")
+    ip_address = Faker("private_ipv4")
     serial_number = factory.Sequence(lambda n: f"SN{n + 1:010d}")
 
     class Params:
