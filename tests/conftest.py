@@ -86,3 +86,15 @@ def count(session: Session, model: type) -> int:
     from sqlalchemy import func, select
 
     return int(session.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per reason tests were skipped (a missing server), not one line per test."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, number in sorted(reasons.items()):
+        terminalreporter.write_line(f"skipped {number} tests: {reason}")

@@ -135,7 +135,15 @@ def server_url(backend: str) -> str | None:
     return url
 
 
-def run(pytester: pytest.Pytester, *args: str, url: str | None = None) -> pytest.RunResult:
+ISP_CONFTEST = 'pytest_plugins = ["dotmac_factoryboy.isp.pytest"]\n'
+
+
+def run(
+    pytester: pytest.Pytester, *args: str, url: str | None = None, isp: bool = True
+) -> pytest.RunResult:
+    """Run the project in a subprocess; ``isp`` enables the ISP domain's fixtures."""
+    if isp and not (pytester.path / "conftest.py").exists():
+        pytester.makeconftest(ISP_CONFTEST)
     options = [*args, "-p", "no:cacheprovider"]
     if url:
         options += ["--factory-db-url", url]
@@ -347,7 +355,7 @@ def test_users_own_models_and_factories_get_fixtures(pytester: pytest.Pytester) 
             assert special_gadget.name == "gadget" and special_gadget.id is not None
         """
     )
-    run(pytester, "--factory-metadata", "shop:Base").assert_outcomes(passed=2)
+    run(pytester, "--factory-metadata", "shop:Base", isp=False).assert_outcomes(passed=2)
 
 
 def test_xdist_on_postgresql_with_two_workers(pytester: pytest.Pytester) -> None:
@@ -372,3 +380,176 @@ def test_xdist_on_postgresql_with_two_workers(pytester: pytest.Pytester) -> None
         ).scalar_one()
     engine.dispose()
     assert left == 0
+
+
+# -- a stranger's project (issue 13) ---------------------------------------------------------------
+
+STRANGER_MODELS = """
+import factory
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from dotmac_factoryboy import SQLAlchemyFactory
+
+class Base(DeclarativeBase):
+    pass
+
+class User(Base):
+    __tablename__ = "app_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(40), unique=True)
+    {extra_column}
+
+class Customer(Base):
+    __tablename__ = "app_customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company: Mapped[str] = mapped_column(String(80))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("app_users.id"))
+    owner: Mapped[User] = relationship()
+
+class UserFactory(SQLAlchemyFactory[User]):
+    class Meta:
+        model = User
+    login = factory.Sequence(lambda n: f"user{{n}}")
+
+class CustomerFactory(SQLAlchemyFactory[Customer]):
+    class Meta:
+        model = Customer
+    company = factory.Faker("company")
+    owner = factory.SubFactory(UserFactory)
+    ip = factory.Faker("ipv4_private", network=True)
+
+    class Meta:
+        model = Customer
+        exclude = ("ip",)
+"""
+
+
+def stranger(pytester: pytest.Pytester, extra_column: str = "") -> None:
+    pytester.makepyfile(app=STRANGER_MODELS.format(extra_column=extra_column))
+    pytester.makeini("[pytest]\nfactory_metadata = app:Base\nfactory_modules = app\n")
+
+
+def test_a_strangers_customer_and_user_are_not_shadowed(pytester: pytest.Pytester) -> None:
+    stranger(pytester)
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+        import app
+
+        def test_own_fixtures(customer, user, customer_factory, db_session):
+            assert isinstance(customer, app.Customer) and isinstance(user, app.User)
+            assert customer_factory._meta.model is app.Customer
+            assert customer.owner.id is not None
+
+        def test_no_isp_fixtures(request):
+            for name in ("tenant", "basic_tenant_setup", "billing_factory", "invoice"):
+                with pytest.raises(pytest.FixtureLookupError):
+                    request.getfixturevalue(name)
+
+        def test_fakers_own_ipv4_private_is_untouched():
+            import factory
+            made = factory.build(dict, ip=factory.Faker("ipv4_private", network=True))
+            assert "/" in made["ip"]
+        """
+    )
+    run(pytester, isp=False).assert_outcomes(passed=3)
+
+
+def test_a_users_own_db_session_is_refused_until_wired(pytester: pytest.Pytester) -> None:
+    stranger(pytester)
+    pytester.makeconftest(
+        """
+        import pytest
+        from sqlalchemy.orm import Session
+
+        @pytest.fixture
+        def db_session(factory_engine):
+            with Session(factory_engine) as session:
+                yield session
+        """
+    )
+    pytester.makepyfile(test_app="def test_split(customer, db_session):\n    pass\n")
+    result = run(pytester, isp=False)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*db_session fixture shadows*", "*def factory_session(db_session)*"]
+    )
+    (pytester.path / "conftest.py").write_text(
+        (pytester.path / "conftest.py").read_text()
+        + "\n\n@pytest.fixture\ndef factory_session(db_session):\n    return db_session\n"
+    )
+    pytester.makepyfile(
+        test_app="def test_joined(customer, db_session):\n    assert customer in db_session\n"
+    )
+    run(pytester, isp=False).assert_outcomes(passed=1)
+
+
+def test_cleanup_mode_survives_a_test_that_broke_its_session(pytester: pytest.Pytester) -> None:
+    stranger(pytester)
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+        from sqlalchemy import func, select
+        from sqlalchemy.exc import IntegrityError
+        import app
+
+        pytestmark = pytest.mark.factory_cleanup
+
+        def test_breaks(user_factory, db_session):
+            user = user_factory.create(login="taken")
+            db_session.commit()
+            db_session.add(app.User(login="taken"))
+            with pytest.raises(IntegrityError):
+                db_session.flush()
+
+        def test_after(db_session):
+            assert db_session.scalar(select(func.count()).select_from(app.User)) == 0
+        """
+    )
+    run(pytester, isp=False).assert_outcomes(passed=2)
+
+
+def test_the_header_hides_the_password(pytester: pytest.Pytester) -> None:
+    url = server_url("postgresql")
+    assert url is not None
+    secret = url.replace("postgres@", "postgres:s3cret@", 1)
+    stranger(pytester)
+    pytester.makepyfile(test_app="def test_ok(customer):\n    pass\n")
+    result = run(pytester, url=secret, isp=False)
+    result.assert_outcomes(passed=1)
+    assert "s3cret" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*database: postgresql+psycopg://postgres:***@*test*"])
+
+
+def test_a_model_gaining_a_column_gets_a_fresh_schema(pytester: pytest.Pytester) -> None:
+    url = server_url("postgresql")
+    assert url is not None
+    stranger(pytester)
+    pytester.makepyfile(test_app="def test_ok(customer):\n    pass\n")
+    run(pytester, "--factory-reuse-db", url=url, isp=False).assert_outcomes(passed=1)
+    stranger(
+        pytester, extra_column='nickname: Mapped[str] = mapped_column(String(20), default="x")'
+    )
+    pytester.makepyfile(test_app="def test_new_column(user):\n    assert user.nickname == 'x'\n")
+    run(pytester, "--factory-reuse-db", url=url, isp=False).assert_outcomes(passed=1)
+    run(pytester, url=url, isp=False).assert_outcomes(passed=1)  # fresh database, dropped after
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        left = connection.execute(
+            text("SELECT count(*) FROM pg_database WHERE datname = 'test_test'")
+        ).scalar_one()
+    engine.dispose()
+    assert left == 0
+
+
+def test_xdist_on_mariadb_with_two_workers(pytester: pytest.Pytester) -> None:
+    url = server_url("mariadb")
+    assert url is not None
+    stranger(pytester)
+    pytester.makepyfile(
+        test_parallel="\n".join(
+            f"def test_{i}(customer_factory, db_session):\n    customer_factory.create_batch(3)\n"
+            for i in range(6)
+        )
+    )
+    run(pytester, "-n", "2", url=url, isp=False).assert_outcomes(passed=6)

@@ -1,0 +1,165 @@
+"""The plugin's fixtures: the run's engine, the session the factories bind, isolation, seeds."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import factory.random
+import pytest
+from sqlalchemy import Engine, MetaData, create_engine
+from sqlalchemy.orm import Session
+
+from ..builders import TestDataBuilder
+from ..errors import CleanupError
+from ..factory_boy_adapter import owns_sequence
+from ..generators import DataGenerator
+from ..registry import FactoryRegistry, registry
+from .database import TestDatabase, load_metadata, sqlite_savepoints
+
+SEED = pytest.StashKey[int]()
+METADATA = pytest.StashKey[list[str]]()
+"""``module:attr`` specs added by plugins (the ISP domain adds its own)."""
+BOUND = pytest.StashKey[Session]()
+FOREIGN_DB_SESSION = pytest.StashKey[object]()
+
+
+def configured_metadata(config: pytest.Config) -> list[MetaData]:
+    """Option, else ini, plus what enabled plugins added; the core adds nothing of its own."""
+    specs = list(config.getoption("factory_metadata")) or list(config.getini("factory_metadata"))
+    return load_metadata([*specs, *config.stash.get(METADATA, [])])
+
+
+def cleanup_mode(request: pytest.FixtureRequest) -> bool:
+    return bool(request.node.get_closest_marker("factory_cleanup")) or (
+        request.config.getini("factory_isolation") == "cleanup"
+    )
+
+
+@pytest.fixture(scope="session")
+def factory_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """The run's engine, on the plugin's own test database, with the schema created once."""
+    config = request.config
+    metadatas = configured_metadata(config)
+    database = TestDatabase.open(config, metadatas, tmp_path_factory.getbasetemp())
+    engine = create_engine(database.url)
+    if engine.dialect.name == "sqlite":
+        sqlite_savepoints(engine)
+        for metadata in metadatas:
+            metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+    database.close(keep=bool(config.getoption("factory_reuse_db")))
+
+
+@pytest.fixture
+def factory_session(request: pytest.FixtureRequest, factory_engine: Engine) -> Iterator[Session]:
+    """The session every factory binds for the test. Override it to hand the factories your
+    application's session (see the docs' "Your own session" page).
+
+    Rollback mode (default): an outer transaction with SAVEPOINTs, so even ``commit()`` leaves
+    nothing behind. Cleanup mode: a plain session that really commits.
+    """
+    if cleanup_mode(request):
+        with Session(factory_engine) as session:
+            yield session
+        return
+    connection = factory_engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def factory_binding(request: pytest.FixtureRequest, factory_session: Any) -> Iterator[Session]:
+    """Binds ``factory_session`` to the registry and tracks the test's rows; in cleanup mode
+    deletes them at teardown (after rolling back a session the test left broken)."""
+    request.node.stash[BOUND] = factory_session
+    _refuse_disconnected(request.node)
+    with registry.bound(factory_session), registry.scope() as scope:
+        try:
+            yield factory_session
+        finally:
+            if cleanup_mode(request):
+                try:
+                    registry.cleanup_all()
+                except CleanupError as exc:
+                    registry.forget(scope)
+                    pytest.fail(f"factory cleanup failed:\n{exc}", pytrace=False)
+            else:
+                registry.forget(scope)
+
+
+@pytest.fixture
+def db_session(factory_binding: Session) -> Session:
+    """The session the factories write through in this test (``factory_session``, bound)."""
+    return factory_binding
+
+
+def _refuse_disconnected(node: pytest.Item) -> None:
+    """A user's own ``db_session`` that is not the factories' session would split the test."""
+    foreign = node.stash.get(FOREIGN_DB_SESSION, None)
+    bound = node.stash.get(BOUND, None)
+    if foreign is None or bound is None or foreign is bound:
+        return
+    from ..errors import ConfigurationError
+
+    raise ConfigurationError(
+        "Your db_session fixture shadows dotmac-factoryboy's, so the factories would write "
+        "through another session than your test reads. Fix: hand the factories your session "
+        "in your conftest.py:\n\n    @pytest.fixture\n    def factory_session(db_session):\n"
+        "        return db_session\n"
+    )
+
+
+@pytest.fixture
+def factory_registry(factory_binding: Session) -> FactoryRegistry:
+    """The registry, bound to this test's session and tracking scope."""
+    return registry
+
+
+@pytest.fixture
+def data_generator(request: pytest.FixtureRequest) -> DataGenerator:
+    """A DataGenerator seeded from the run's seed and the test's node id."""
+    seed = request.config.stash[SEED]
+    return DataGenerator(seed=zlib.crc32(f"{seed}:{request.node.nodeid}:data".encode()))
+
+
+@pytest.fixture
+def test_data_builder(factory_binding: Session, data_generator: DataGenerator) -> TestDataBuilder:
+    """The fluent builder on this test's session."""
+    return TestDataBuilder(registry, data_generator)
+
+
+@pytest.fixture(autouse=True)
+def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Reseed factory_boy and Faker from (seed, node id), restart sequences, and restore every
+    factory-level tenant default afterwards, so no test leaks into another."""
+    seed = request.config.stash[SEED]
+    factory.random.reseed_random(zlib.crc32(f"{seed}:{request.node.nodeid}".encode()))
+    factories = list(registry.factories.values())
+    for factory_cls in factories:
+        if owns_sequence(factory_cls):
+            factory_cls.reset_sequence()
+    saved = {f: vars(f).get("_dotmac_default_tenant") for f in factories}
+    yield
+    for factory_cls, value in saved.items():
+        type.__setattr__(factory_cls, "_dotmac_default_tenant", value)
+
+
+def per_test_factory(factory_cls: Any, fixture_name: str) -> Any:
+    """A ``*_factory`` fixture: a subclass private to the test (``tenant_id = ...`` never leaks)."""
+
+    @pytest.fixture(name=fixture_name)
+    def per_test(factory_binding: Session) -> Any:
+        return type(factory_cls.__name__, (factory_cls,), {"__module__": factory_cls.__module__})
+
+    return per_test
