@@ -6,7 +6,7 @@ import os
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import (
@@ -32,7 +32,9 @@ from dotmac_factoryboy.isp.models import (
     service_devices,
 )
 
-from .conftest import METADATAS, count
+from .conftest import METADATAS, count, table_counts
+from .saas_factories import OrganizationFactory, saas_registry
+from .saas_schema import Organization
 
 ISP_TABLES = [t for t in METADATAS[1].sorted_tables]
 
@@ -286,6 +288,34 @@ def test_a_failed_step_rolls_back_everything(session: Session) -> None:
     assert all_rows(session) == before
     assert [t.name for t in session.execute(select(Tenant)).scalars()] == ["kept"]
     assert len(registry.instances) == 1  # the rolled-back rows are no longer tracked
+
+
+def test_a_failed_scenario_undoes_a_step_written_through_its_own_session(
+    session: Session, engine: Engine
+) -> None:
+    own = Session(engine)
+
+    class OwnSessionOrganizationFactory(OrganizationFactory):
+        class Meta:
+            sqlalchemy_session = own
+            sqlalchemy_session_persistence = "commit"
+            register = False
+
+    saas_registry.register_factory(OwnSessionOrganizationFactory, "own_session_org_factory")
+    try:
+        before = table_counts(session)
+        scenario = (
+            ScenarioBuilder("broken", saas_registry)
+            .add_step("org", "own_session_org_factory", {"name": "committed elsewhere"})
+            .add_step("project", "project_factory", {"org": "${org}", "name": None})
+        )
+        with saas_registry.bound(session), pytest.raises(ScenarioError, match="step 'project'"):
+            scenario.build()
+        session.rollback()
+        assert table_counts(session) == before
+        assert own.execute(select(Organization)).scalars().all() == []
+    finally:
+        own.close()
 
 
 def test_context_cleanup_deletes_what_the_scenario_made(session: Session) -> None:
