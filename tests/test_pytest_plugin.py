@@ -553,3 +553,41 @@ def test_xdist_on_mariadb_with_two_workers(pytester: pytest.Pytester) -> None:
         )
     )
     run(pytester, "-n", "2", url=url, isp=False).assert_outcomes(passed=6)
+
+
+def test_the_same_seed_gives_the_same_data_on_two_different_days(
+    pytester: pytest.Pytester,
+) -> None:
+    stranger(pytester)
+    out = pytester.path / "values.jsonl"
+    pytester.makepyfile(
+        test_app=f"""
+        import json
+        import time_machine
+        from dotmac_factoryboy import DataType
+
+        def test_record(customer, data_generator):
+            values = [customer.company, str(data_generator.generate(DataType.DATE)),
+                      str(data_generator.generate(DataType.DATETIME))]
+            with open({str(out)!r}, "a") as handle:
+                handle.write(json.dumps(values) + "\\n")
+        """
+    )
+    pytester.makeconftest(
+        """
+        import pytest
+        import time_machine
+
+        def pytest_addoption(parser):
+            parser.addoption("--day")
+
+        @pytest.fixture(autouse=True)
+        def _travel(request):
+            with time_machine.travel(request.config.getoption("--day"), tick=False):
+                yield
+        """
+    )
+    for day in ("2021-03-01", "2033-11-30"):
+        run(pytester, "--factory-seed", "77", "--day", day, isp=False).assert_outcomes(passed=1)
+    first, second = out.read_text().splitlines()
+    assert first == second
