@@ -25,6 +25,24 @@ def is_declaration(value: Any) -> bool:
     return enums.get_builder_phase(value) is not None
 
 
+def describe(value: Any) -> str:
+    """A short readable form of a value or declaration, for plan reprs and lint reports."""
+    if not is_declaration(value):
+        return repr(value)
+    kind = type(value).__name__
+    if isinstance(value, factory.Faker):
+        return f"{kind}({value.provider!r})"
+    if isinstance(value, (SubFactory, RelatedFactory)):
+        return f"{kind}({value.get_factory().__name__})"  # type: ignore[no-untyped-call]
+    path = getattr(value, "attribute_name", None)  # SelfAttribute
+    if isinstance(path, str):
+        return f"{kind}({path!r})"
+    function = getattr(value, "function", None)  # Sequence, LazyFunction, LazyAttribute...
+    if function is not None:
+        return f"{kind}({getattr(function, '__qualname__', repr(function))})"
+    return kind
+
+
 @dataclass(frozen=True)
 class Target:
     """What a declaration builds: a factory, its declared defaults, and names filled at run time."""

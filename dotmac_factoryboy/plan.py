@@ -29,7 +29,14 @@ from sqlalchemy.orm import Mapper
 
 from .customizations import Customization, LinkOnly, Routed, format_path
 from .errors import CustomizationError, FieldValueError, LinkOnlyError, UnknownFieldError
-from .factory_boy_adapter import SPLITTER, Target, is_declaration, shape_of, targets_of
+from .factory_boy_adapter import (
+    SPLITTER,
+    Target,
+    describe,
+    is_declaration,
+    shape_of,
+    targets_of,
+)
 from .relationships import relationship_for_column
 from .session import find_session
 
@@ -56,7 +63,7 @@ class FieldValue:
     source: str
 
     def __repr__(self) -> str:
-        return f"{self.value!r} [{self.source}]"
+        return f"{describe(self.value)} [{self.source}]"
 
 
 def _emitted(source: str) -> bool:
