@@ -96,6 +96,8 @@ class FactoryShape:
     traits: Mapping[str, Mapping[str, Any]]
     known: frozenset[str]
     post: frozenset[str]
+    trait_fields: frozenset[str]
+    """Own fields some trait overrides: factory_boy wraps each in a Maybe evaluated per object."""
 
 
 @cache
@@ -123,4 +125,12 @@ def shape_of(factory_cls: Any) -> FactoryShape:
             "__sequence",
         }
     )
-    return FactoryShape(declarations, traits, known, frozenset(meta.post_declarations))
+    trait_fields = frozenset(
+        key
+        for overrides in traits.values()
+        for key in overrides
+        if key not in traits and SPLITTER not in key
+    )
+    return FactoryShape(
+        declarations, traits, known, frozenset(meta.post_declarations), trait_fields
+    )

@@ -723,10 +723,13 @@ def _check_attribute_value(node: PlanNode, key: str, value: Any, where: str) -> 
 
 
 def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None:
+    # A trait-touched field is always given explicitly: the plan already chose its value, and
+    # factory_boy then skips evaluating the trait's Maybe for it on every object.
+    touched = shape_of(node.factory).trait_fields
     for name, value in (*node.fields.items(), *node.flags.items()):
         if name in node.children and node.children[name].role != "build":
             continue
-        if _emitted(value.source):
+        if _emitted(value.source) or (name in touched and value.source == "default"):
             out[prefix + name] = value.value
     for name, layers in node.nested.items():
         for source, values in layers:
