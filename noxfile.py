@@ -36,6 +36,13 @@ def tests_mariadb(session: nox.Session) -> None:
     _pytest(session, DOTMAC_TEST_MARIADB_URL=url, DOTMAC_REQUIRE_DATABASES="1")
 
 
+@nox.session(python=["3.10"])
+def tests_lowest(session: nox.Session) -> None:
+    """The suite on the oldest Python against the lowest versions pyproject.toml allows."""
+    session.install("-c", "constraints/lowest.txt", "-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and format."""

@@ -84,6 +84,7 @@ def dump(session: Session, metadata: MetaData) -> dict[str, list[tuple[Any, ...]
 def fresh(session: Session, engine: Engine) -> None:
     """Empty database, restarted sequences and Faker: the same starting point for both runs."""
     session.rollback()
+    session.expunge_all()
     wipe(engine)
     for factories in (saas_registry.factories.values(), registry.factories.values()):
         for factory_cls in factories:
