@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -24,7 +23,8 @@ from typing import Any
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
-from sqlalchemy import create_engine, delete, event, insert, text
+from isp_database import backend_urls, fresh_engine
+from sqlalchemy import delete, insert, text
 from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import registry
@@ -164,11 +164,7 @@ def timed(session: Session, run: Callable[[], object]) -> float:
 
 
 def measure(url: str, size: int, repeats: int) -> dict[str, float]:
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", lambda c, _: c.execute("PRAGMA foreign_keys=ON"))
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+    engine = fresh_engine(url)
     session = Session(engine)
     with registry.bound(session):
         tenant = TenantFactory.create()
@@ -202,9 +198,7 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
 
 def scale(url: str, sizes: list[int]) -> list[dict[str, float]]:
     """create_batch(n) time and peak traced memory, to show both grow linearly with n."""
-    engine = create_engine(url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+    engine = fresh_engine(url)
     rows = []
     with Session(engine) as session, registry.bound(session):
         tenant = TenantFactory.create()
@@ -232,13 +226,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale", type=int, nargs="*", default=[], help="PostgreSQL sizes")
     args = parser.parse_args()
-    urls = {"SQLite (file)": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
-    for name, variable in (
-        ("PostgreSQL", "DOTMAC_TEST_POSTGRES_URL"),
-        ("MariaDB", "DOTMAC_TEST_MARIADB_URL"),
-    ):
-        if os.environ.get(variable):
-            urls[name] = os.environ[variable]
+    urls = backend_urls()
     results: dict[str, Any] = {
         "machine": {
             "platform": platform.platform(),

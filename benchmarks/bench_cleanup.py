@@ -9,12 +9,12 @@ foreign-key order, 500 keys a statement. Medians and ratios go to benchmarks/cle
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event
+from isp_database import backend_urls, fresh_engine
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import registry
@@ -49,11 +49,7 @@ def by_hand(session: Session, rows: list[object]) -> None:
 
 
 def measure(url: str, invoices: int, repeats: int) -> tuple[float, float]:
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", lambda c, _: c.execute("PRAGMA foreign_keys=ON"))
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+    engine = fresh_engine(url)
     ours, theirs = [], []
     with Session(engine) as session, registry.bound(session):
         for _ in range(repeats):
@@ -82,13 +78,7 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, nargs="+", default=[1000, 2500])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    urls = {"SQLite (file)": "sqlite:///bench_cleanup.db"}
-    for name, variable in (
-        ("PostgreSQL", "DOTMAC_TEST_POSTGRES_URL"),
-        ("MariaDB", "DOTMAC_TEST_MARIADB_URL"),
-    ):
-        if os.environ.get(variable):
-            urls[name] = os.environ[variable]
+    urls = backend_urls()
     lines = [
         "cleanup_all() against hand-written Core deletes of the same rows, median of "
         f"{args.repeats}, measured side by side in one run.",
@@ -104,7 +94,6 @@ def main() -> None:
             )
             print(line, flush=True)
             lines.append(line)
-    Path("bench_cleanup.db").unlink(missing_ok=True)
     RESULTS.write_text("\n".join([*lines, ""]))
 
 

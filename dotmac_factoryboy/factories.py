@@ -3,8 +3,8 @@ validated calls and explicit priorities."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
@@ -16,6 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from .context import set_for_block
 from .customizations import Customization, LinkOnly, Routed
 from .errors import BatchError, BatchSizeError, ConfigurationError
 from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_of_work
@@ -67,13 +68,8 @@ def current_tree() -> BuildTree | None:
     return _TREE.get()
 
 
-@contextmanager
-def _entered(tree: BuildTree) -> Iterator[BuildTree]:
-    token = _TREE.set(tree)
-    try:
-        yield tree
-    finally:
-        _TREE.reset(token)
+def _entered(tree: BuildTree) -> AbstractContextManager[None]:
+    return set_for_block(_TREE, tree)
 
 
 def registry_of(factory_cls: Any) -> FactoryRegistry:
@@ -256,13 +252,12 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     @classmethod
     def _tree(cls, plan: CallPlan) -> BuildTree:
         """The validated call's per-call state: its sessions (checked now) and its tenant."""
-        enclosing = current_tree()
-        tree = BuildTree(plan, plan.strategy, enclosing)
+        tree = BuildTree(plan, plan.strategy, current_tree())
         if plan.strategy == enums.CREATE_STRATEGY:
             for node in plan.nodes():
                 if node.role == "build" and hasattr(node.factory._meta, "sqlalchemy_session"):
                     tree.session(node.factory)
-        plan.tenant = decide(plan, enclosing.tenant if enclosing else None)
+        _decide_tenant(plan)
         if plan.tenant is not None:
             tree.tenant = plan.tenant.ref
         return tree
@@ -275,18 +270,20 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         plan = plan_call(cls, enums.CREATE_STRATEGY, routed, kwargs)
         tree = cls._tree(plan)
         sessions = list({id(s): s for s in tree.sessions.values()}.values())
-        commits = any(
-            getattr(n.factory._meta, "sqlalchemy_session_persistence", None) == "commit"
+        writes_at_once = any(  # a strategy that cannot wait (commit) cannot be undone either
+            not persistence_for(n.factory._meta.sqlalchemy_session_persistence).deferred
             for n in plan.nodes()
+            if hasattr(n.factory._meta, "sqlalchemy_session_persistence")
         )
-        savepoints = [] if commits else [s.begin_nested() for s in sessions]
+        savepoints = [] if writes_at_once else [s.begin_nested() for s in sessions]
         unit = UnitOfWork(atomic=True)
         made: list[Any] = []
         try:
             with unit_of_work(unit):
                 for index in range(number):
                     unit.index = index
-                    with _entered(replace(tree, tenant=tree.tenant)) as each:
+                    each = replace(tree, tenant=tree.tenant)
+                    with _entered(each):
                         made.append(super()._generate(enums.CREATE_STRATEGY, each.kwargs()))  # type: ignore[no-untyped-call]
                     if len(unit.pending) >= cls._meta.batch_chunk_size:
                         unit.write()
@@ -381,9 +378,14 @@ def _batch_error(factory_cls: Any, number: int, index: int | None, exc: DBAPIErr
 def plan_for(factory_cls: Any, *routed: Routed, **kwargs: Any) -> CallPlan:
     """``factory_cls.plan(...)``, for factories that declare a field named ``plan`` themselves."""
     plan = plan_call(factory_cls, factory_cls._meta.strategy, routed, kwargs)
+    _decide_tenant(plan)
+    return plan
+
+
+def _decide_tenant(plan: CallPlan) -> None:
+    """The call's one tenant decision; an enclosing build's tenant is its ambient default."""
     enclosing = current_tree()
     plan.tenant = decide(plan, enclosing.tenant if enclosing else None)
-    return plan
 
 
 def _make_tenant(plan: CallPlan, path: tuple[str, ...], strategy: str) -> TenantRef:

@@ -12,8 +12,7 @@ persistence protocols; an AsyncSession strategy will plug in here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper, Session
 
+from .context import set_for_block
 from .errors import ConfigurationError
 
 
@@ -116,13 +116,10 @@ class UnitOfWork:
         groups: dict[tuple[int, int], list[Saved]] = {}
         for saved in self.pending:
             groups.setdefault((id(saved.session), id(saved.strategy)), []).append(saved)
-        token = _WRITING.set(True)
-        try:
+        with set_for_block(_WRITING, True):
             for group in groups.values():
                 first = group[0]
                 first.strategy.save_many(first.session, [s.instance for s in group])
-        finally:
-            _WRITING.reset(token)
         self.written.extend(self.pending)
         self.pending.clear()
 
@@ -136,14 +133,9 @@ def current_unit() -> UnitOfWork | None:
     return _UNIT.get()
 
 
-@contextmanager
-def unit_of_work(unit: UnitOfWork) -> Iterator[UnitOfWork]:
+def unit_of_work(unit: UnitOfWork) -> AbstractContextManager[None]:
     """Make ``unit`` the one that factories of this context save into."""
-    token = _UNIT.set(unit)
-    try:
-        yield unit
-    finally:
-        _UNIT.reset(token)
+    return set_for_block(_UNIT, unit)
 
 
 # -- early writes ------------------------------------------------------------------------------
@@ -181,11 +173,8 @@ def _writer(key: str) -> Any:
         state = sa_inspect(target)
         if not state.pending or state.session is None:
             return value
-        token = _WRITING.set(True)
-        try:
+        with set_for_block(_WRITING, True):
             state.session.flush()
-        finally:
-            _WRITING.reset(token)
         return dict_.get(key, value)
 
     return write_first

@@ -250,7 +250,9 @@ class CallPlan:
         shape = shape_of(node.factory)
         node.layers = [(s, _unlinked(s, v, self, node)) for s, v in node.layers]
         nested: dict[str, dict[int, dict[str, Any]]] = {}
-        for rank, (source, values) in enumerate(node.layers):
+
+        def take(rank: int, source: str, values: Mapping[str, Any]) -> None:
+            """First setter wins: own fields, trait flags, or keys for a place below."""
             for key, value in values.items():
                 head, sep, rest = key.partition(SPLITTER)
                 if sep and head and rest:
@@ -259,7 +261,10 @@ class CallPlan:
                     node.flags.setdefault(key, FieldValue(value, source))
                 else:
                     node.fields.setdefault(key, FieldValue(value, source))
-        node.traits = _enabled_traits(node, shape.traits)
+
+        for rank, (source, values) in enumerate(node.layers):
+            take(rank, source, values)
+        node.traits = _enabled_traits(node, shape.traits)  # needs the flags the inputs set
         trait_layers: list[Layer] = [
             (
                 f"trait {name}",
@@ -267,17 +272,11 @@ class CallPlan:
             )
             for name in node.traits
         ]
-        base = len(node.layers)
-        for offset, (source, values) in enumerate(trait_layers):
-            for key, value in values.items():
-                head, sep, rest = key.partition(SPLITTER)
-                if sep and head and rest:
-                    nested.setdefault(head, {}).setdefault(base + offset, {})[rest] = value
-                else:
-                    node.fields.setdefault(key, FieldValue(value, source))
+        layers = [*node.layers, *trait_layers]
+        for rank in range(len(node.layers), len(layers)):
+            take(rank, *layers[rank])
         for name, declared in shape.declarations.items():
             node.fields.setdefault(name, FieldValue(declared, "default"))
-        layers = [*node.layers, *trait_layers]
         for head, by_rank in nested.items():
             node.nested[head] = [(_pushed(layers[r][0], node), v) for r, v in by_rank.items()]
         self._link_by_key(node)
@@ -335,15 +334,20 @@ class CallPlan:
             yield node
             queue.extend(node.children.values())
 
-    def _linked_places(self) -> Iterator[tuple[tuple[str, ...], type[Any]]]:
-        """Places the caller filled with an instance, and the places they would have held."""
+    def _filled(self) -> Iterator[tuple[PlanNode, str, FieldValue, Target]]:
+        """Declared places the caller filled with a value (a row, a link, None) instead."""
         for node in self._places():
             shape = shape_of(node.factory)
             for name, value in node.explicit():
                 if name in node.children or is_declaration(value.value):
                     continue
                 for target in targets_of(shape.declarations.get(name))[:1]:
-                    yield from _declared_places(target.factory, (*node.path, name), frozenset())
+                    yield node, name, value, target
+
+    def _linked_places(self) -> Iterator[tuple[tuple[str, ...], type[Any]]]:
+        """Places the caller filled with an instance, and the places they would have held."""
+        for node, name, _, target in self._filled():
+            yield from _declared_places(target.factory, (*node.path, name), frozenset())
 
     def _route(self, item: Routed, kind: str) -> PlanNode:
         wanted = item.model
@@ -574,13 +578,9 @@ class CallPlan:
     def links(self) -> list[Link]:
         """Rows linked into the tree (``LinkOnly`` and instances passed as values)."""
         found = [Link(format_path(p), link.instance) for p, link in self._links]
-        for node in self._places():
-            shape = shape_of(node.factory)
-            for name, value in node.explicit():
-                placed = targets_of(shape.declarations.get(name))
-                instance = value.value is not None and not is_declaration(value.value)
-                if value.source == "caller" and placed and instance:
-                    found.append(Link(format_path((*node.path, name)), value.value))
+        for node, name, value, _ in self._filled():
+            if value.source == "caller" and value.value is not None:
+                found.append(Link(format_path((*node.path, name)), value.value))
         return found
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .cleanup import BlockedRow, CleanupReport, delete_instances
+from .context import set_for_block
 from .errors import CleanupError, ConfigurationError, FactoryNotFoundError, RelationshipError
 from .relationships import RelationshipDefinition, validate_definition
 from .session import check_sync
@@ -174,11 +175,8 @@ class FactoryRegistry:
     def bound(self, session: Session) -> Iterator[Session]:
         """Bind ``session`` for the duration of the block."""
         check_sync(session, "registry.bound()")
-        token = self._session.set(session)
-        try:
+        with set_for_block(self._session, session):
             yield session
-        finally:
-            self._session.reset(token)
 
     # -- tracking ---------------------------------------------------------------------------
 
@@ -192,11 +190,10 @@ class FactoryRegistry:
         """Open a nested tracking scope; on exit, clean it up or hand its rows to the parent."""
         outer = self.current_scope
         inner = TrackingScope(parent=outer)
-        token = self._scope.set(inner)
         try:
-            yield inner
+            with set_for_block(self._scope, inner):
+                yield inner
         finally:
-            self._scope.reset(token)
             try:
                 if cleanup:
                     self._cleanup(inner, None)

@@ -13,7 +13,7 @@ import functools
 import inspect as pyinspect
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +24,7 @@ from sqlalchemy import Column
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper
 
+from .context import set_for_block
 from .customizations import format_path
 from .errors import ConfigurationError, TenantContextError, TenantIsolationError
 from .factory_boy_adapter import is_declaration, targets_of
@@ -296,14 +297,9 @@ def current_tenant_id() -> Any:
     return None if ref is None else ref.id
 
 
-@contextmanager
-def allow_cross_tenant() -> Iterator[None]:
+def allow_cross_tenant() -> AbstractContextManager[None]:
     """Disable the cross-tenant guard, to build invalid data on purpose."""
-    token = _CROSS.set(True)
-    try:
-        yield
-    finally:
-        _CROSS.reset(token)
+    return set_for_block(_CROSS, True)
 
 
 # -- the plan's tenant places -----------------------------------------------------------------
@@ -382,13 +378,18 @@ def tenant_keywords(node: PlanNode, tenant: TenantRef) -> dict[str, Any]:
             given is not None and given.value is not None and not targets_of(given.value)
         ):
             return {}
+    out = _injected(spec, tenant)
+    if spec.field in out and relation is not None and relation in node.fields:
+        out[relation] = SKIP  # the declared place would build a tenant of its own
+    return out
+
+
+def _injected(spec: TenantSpec, tenant: TenantRef) -> dict[str, Any]:
+    """The keywords that make a row belong to ``tenant``: its id, else the (unsaved) instance."""
     if tenant.id is not None:
-        out = {spec.field: spec.coerce(tenant.id)}
-        if relation is not None and relation in node.fields:
-            out[relation] = SKIP
-        return out
-    if relation is not None and tenant.instance is not None:
-        return {relation: tenant.instance}
+        return {spec.field: spec.coerce(tenant.id)}
+    if spec.relationship is not None and tenant.instance is not None:
+        return {spec.relationship: tenant.instance}
     return {}
 
 
@@ -482,19 +483,25 @@ def _hard_sources(
             if value is None or value is SKIP or is_declaration(value):
                 continue
             where = format_path((*node.path, name))
-            if spec is not None and name == spec.field:
-                sources.append((TenantRef(spec.coerce(value)), where))
-            elif spec is not None and name == spec.relationship:
-                ref = tenant_ref(value)
-                sources.append((TenantRef(spec.coerce(ref.id), ref.instance), where))
-            else:
-                sources.extend((t, where) for t in _row_tenants(value))
-                row = _row_by_key(node, name, value)
-                if row is not None:
-                    found = tenant_of(row)
-                    if found is not None:
-                        sources.append((found, f"{where}={value!r}"))
+            sources.extend((t, where) for t in _tenants_named(spec, name, value))
+            row = _row_by_key(node, name, value)
+            found = tenant_of(row) if row is not None else None
+            if found is not None:
+                sources.append((found, f"{where}={value!r}"))
     return [(TenantRef(tree_spec.coerce(r.id), r.instance), w) for r, w in sources]
+
+
+def _tenants_named(spec: TenantSpec | None, key: str, value: Any) -> list[TenantRef]:
+    """The tenants one keyword names: its tenant id, its tenant, or the tenants of the rows it
+    holds (read through each row's own tenant field). Serves the plan and the per-object hook."""
+    if value is None:
+        return []
+    if spec is not None and key == spec.field:
+        return [TenantRef(spec.coerce(value))]
+    if spec is not None and key == spec.relationship:
+        ref = tenant_ref(value)
+        return [TenantRef(spec.coerce(ref.id), ref.instance)]
+    return _row_tenants(value)
 
 
 def _row_tenants(value: Any) -> list[TenantRef]:
@@ -542,24 +549,12 @@ def check_object(
     if spec is None:
         return kwargs
     for key, value in kwargs.items():
-        if value is None:
-            continue
-        if key == spec.field:
-            refs = [TenantRef(spec.coerce(value))]
-        elif key == spec.relationship:
-            refs = [tenant_ref(value)]
-        else:
-            refs = _row_tenants(value)
-        for ref in refs:
+        for ref in _tenants_named(spec, key, value):
             if not ref.same(tenant) and not _CROSS.get():
                 raise _conflict(factory_cls, (str(tenant), "the build tree"), (str(ref), key))
     if kwargs.get(spec.field) is not None or kwargs.get(spec.relationship or "") is not None:
         return kwargs
-    if tenant.id is not None:
-        return {**kwargs, spec.field: spec.coerce(tenant.id)}
-    if spec.relationship is not None and tenant.instance is not None:
-        return {**kwargs, spec.relationship: tenant.instance}
-    return kwargs
+    return {**kwargs, **_injected(spec, tenant)}
 
 
 def _conflict(

@@ -23,6 +23,7 @@ from .fixtures import (
     METADATA,
     SEED,
     _dotmac_reproducible,
+    _refuse_disconnected,
     data_generator,
     db_session,
     factory_binding,
@@ -194,8 +195,6 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
         node.stash[FOREIGN_DB_SESSION] = value
         bound = node.stash.get(BOUND, None)
         if bound is not None and bound is not value:
-            from .fixtures import _refuse_disconnected
-
             _refuse_disconnected(node)
     return value
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     make_url,
     select,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateTable
 
 from ..errors import ConfigurationError
@@ -136,8 +137,9 @@ class TestDatabase:
 
     def _prepare(self, metadatas: Sequence[MetaData], *, reuse: bool) -> None:
         assert self.created is not None
-        exists = self._exists()
-        if exists and not self._ours():
+        ours = self._ours()
+        exists = ours is not None
+        if ours is False:
             raise ConfigurationError(
                 f"Database {self.created.database!r} exists and was not created by "
                 "dotmac-factoryboy (no marker table), so it is left alone. Fix: drop it yourself, "
@@ -164,20 +166,14 @@ class TestDatabase:
         finally:
             engine.dispose()
 
-    def _exists(self) -> bool:
-        assert self.admin is not None and self.created is not None
-        try:
-            with create_engine(self.url).connect() as connection:
-                connection.close()
-            return True
-        except Exception:
-            return False
-
-    def _ours(self) -> bool:
+    def _ours(self) -> bool | None:
+        """``None`` when the database does not exist; else whether it has the marker table."""
         engine = create_engine(self.url)
         try:
             with engine.connect() as connection:
                 return bool(inspect(connection).has_table(MARKER))
+        except OperationalError:
+            return None  # cannot connect: it does not exist (yet)
         finally:
             engine.dispose()
 
@@ -196,7 +192,7 @@ class TestDatabase:
         """Drop the database the plugin created, unless it is kept for reuse."""
         if self.admin is None:
             return
-        if not keep and self._ours():
+        if not keep and self._ours() is True:
             self._run("DROP DATABASE IF EXISTS {}")
         self.admin.dispose()
 

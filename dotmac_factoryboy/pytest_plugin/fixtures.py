@@ -12,7 +12,7 @@ from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.orm import Session
 
 from ..builders import TestDataBuilder
-from ..errors import CleanupError
+from ..errors import CleanupError, ConfigurationError
 from ..factory_boy_adapter import owns_sequence
 from ..generators import DataGenerator
 from ..registry import FactoryRegistry, registry
@@ -110,8 +110,6 @@ def _refuse_disconnected(node: pytest.Item) -> None:
     bound = node.stash.get(BOUND, None)
     if foreign is None or bound is None or foreign is bound:
         return
-    from ..errors import ConfigurationError
-
     raise ConfigurationError(
         "Your db_session fixture shadows dotmac-factoryboy's, so the factories would write "
         "through another session than your test reads. Fix: hand the factories your session "
