@@ -73,7 +73,7 @@ def bench(session: nox.Session) -> None:
     PostgreSQL and MariaDB cases run when DOTMAC_TEST_POSTGRES_URL / DOTMAC_TEST_MARIADB_URL are
     set; `nox -s bench -- --scale 25000 50000 100000` adds the PostgreSQL scale run.
     """
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,test]")  # the test extra brings the database drivers
     session.run("python", "benchmarks/bench_create.py")
     session.run("python", "benchmarks/bench_bulk.py", *session.posargs)
     session.run("python", "benchmarks/bench_cleanup.py")
