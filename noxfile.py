@@ -77,3 +77,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_create.py")
     session.run("python", "benchmarks/bench_bulk.py", *session.posargs)
     session.run("python", "benchmarks/bench_cleanup.py")
+    session.run("python", "benchmarks/bench_seed.py")

@@ -5,6 +5,7 @@ from .customizations import Customization, LinkOnly, customize
 from .factories import SQLAlchemyFactory, TenantIsolatedFactory, plan_for
 from .faking import Faker
 from .generators import DataGenerator, DataProvider, DataType, SequenceGenerator
+from .linting import LintReport, lint
 from .registry import FactoryRegistry, registry
 from .relationships import RelationshipDefinition
 from .tenancy import allow_cross_tenant, current_tenant_id, tenant_context
@@ -17,6 +18,7 @@ __all__ = [
     "FactoryRegistry",
     "Faker",
     "LinkOnly",
+    "LintReport",
     "RelationshipDefinition",
     "SQLAlchemyFactory",
     "ScenarioBuilder",
@@ -27,6 +29,7 @@ __all__ = [
     "allow_cross_tenant",
     "current_tenant_id",
     "customize",
+    "lint",
     "plan_for",
     "registry",
     "tenant_context",

@@ -74,3 +74,19 @@ class RelationshipError(DotmacFactoryError):
 
 class ScenarioError(DotmacFactoryError):
     """A scenario step failed, is unknown, or the steps form a cycle."""
+
+
+class TargetError(ConfigurationError):
+    """A module, metadata or database named by a string cannot be loaded or reached."""
+
+
+class SeedError(DotmacFactoryError):
+    """``seed`` was given counts or options it cannot honour."""
+
+
+class SeedFailedError(SeedError):
+    """A tenant could not be seeded (a factory or the database failed); its message names it."""
+
+
+class SeedRefusedError(SeedError):
+    """``seed`` would write into tables that already hold rows (pass ``--append`` to add)."""

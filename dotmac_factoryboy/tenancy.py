@@ -137,7 +137,19 @@ def _read_declared_spec(factory_cls: Any) -> TenantSpec | None:
         tenant_model = mapper.relationships[relation].mapper.class_
     elif meta.tenant_factory is not None:
         tenant_model = meta.tenant_factory._meta.model
+    else:
+        tenant_model = _referenced_model(mapper, field)
     return TenantSpec(field, relation, tenant_model, meta.tenant_factory)
+
+
+def _referenced_model(mapper: Mapper[Any], field: str) -> type[Any] | None:
+    """The mapped class a tenant column's one foreign key points at (no relationship needed)."""
+    keys = list(mapper.columns[field].foreign_keys)
+    if len(keys) != 1:
+        return None
+    table = keys[0].column.table
+    found = [m.class_ for m in mapper.registry.mappers if m.local_table is table]
+    return found[0] if len(found) == 1 else None
 
 
 _TENANT_MODELS: dict[int, frozenset[type[Any]]] = {}
@@ -411,6 +423,19 @@ class TenantDecision:
         return f"{self.ref} (from {self.origin})"
 
 
+def _refuse_other_model(factory_cls: Any, spec: TenantSpec, ref: TenantRef, origin: str) -> None:
+    """An ambient tenant row of another tenant model (an Organization for a Workspace-scoped
+    factory) must not lend its id to this tree."""
+    model = spec.tenant_model
+    if ref.instance is None or model is None or isinstance(ref.instance, model):
+        return
+    raise TenantContextError(
+        f"{factory_cls.__name__}: the tenant from {origin} is a {type(ref.instance).__name__}, "
+        f"but {factory_cls.__name__} rows belong to a {model.__name__} ({spec.field}). Fix: "
+        f"open tenant_context() with a {model.__name__}, or pass {spec.field}= explicitly."
+    )
+
+
 def decide(plan: CallPlan, enclosing: TenantRef | None) -> TenantDecision | None:
     """The one tenant of the call's tree, from the plan; raises before any write on conflict."""
     nodes = [n for n in plan.nodes() if n.role == "build"]
@@ -439,6 +464,7 @@ def decide(plan: CallPlan, enclosing: TenantRef | None) -> TenantDecision | None
     ]
     for maybe, origin in ambient:
         if maybe is not None:
+            _refuse_other_model(plan.factory, spec, maybe, origin)
             _refuse_customized_tenant(plan, tenant_place, f"{maybe} from {origin}")
             return TenantDecision(TenantRef(spec.coerce(maybe.id), maybe.instance), origin)
     if plan.strategy == enums.STUB_STRATEGY:

@@ -11,12 +11,10 @@ only if it carries the plugin's marker table, so the plugin never drops one it d
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -27,7 +25,6 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
-    event,
     inspect,
     make_url,
     select,
@@ -61,22 +58,6 @@ def shown_url(config: pytest.Config) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def load_metadata(specs: Sequence[str]) -> list[MetaData]:
-    """``module:attr`` (a MetaData or a declarative Base) -> MetaData objects."""
-    found = []
-    for spec in specs:
-        module_name, _, attribute = spec.partition(":")
-        try:
-            value = getattr(importlib.import_module(module_name), attribute or "metadata")
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(
-                f"factory_metadata {spec!r} cannot be loaded ({exc}). Fix: name a module and a "
-                "MetaData or declarative Base in it, e.g. 'myapp.models:Base'."
-            ) from exc
-        found.append(value if isinstance(value, MetaData) else value.metadata)
-    return found
-
-
 def fingerprint(engine: Engine, metadatas: Sequence[MetaData]) -> str:
     """A hash of the schema's DDL on this dialect: it changes when a model gains a column."""
     ddl = [
@@ -89,19 +70,6 @@ def fingerprint(engine: Engine, metadatas: Sequence[MetaData]) -> str:
 
 _marker_metadata = MetaData()
 _marker = Table(MARKER, _marker_metadata, Column("fingerprint", String(64), primary_key=True))
-
-
-def sqlite_savepoints(engine: Engine) -> None:
-    """SQLAlchemy's pysqlite recipe: emit BEGIN ourselves so SAVEPOINTs behave; FKs on."""
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA foreign_keys=ON")
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
 
 
 @dataclass

@@ -12,11 +12,13 @@ from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.orm import Session
 
 from ..builders import TestDataBuilder
+from ..engines import sqlite_savepoints
 from ..errors import CleanupError, ConfigurationError
 from ..factory_boy_adapter import owns_sequence
 from ..generators import DataGenerator
 from ..registry import FactoryRegistry, registry
-from .database import TestDatabase, load_metadata, sqlite_savepoints
+from ..targets import load_metadata
+from .database import TestDatabase
 
 SEED = pytest.StashKey[int]()
 METADATA = pytest.StashKey[list[str]]()
@@ -28,7 +30,10 @@ FOREIGN_DB_SESSION = pytest.StashKey[object]()
 def configured_metadata(config: pytest.Config) -> list[MetaData]:
     """Option, else ini, plus what enabled plugins added; the core adds nothing of its own."""
     specs = list(config.getoption("factory_metadata")) or list(config.getini("factory_metadata"))
-    return load_metadata([*specs, *config.stash.get(METADATA, [])])
+    return [
+        load_metadata(spec, "factory_metadata")
+        for spec in [*specs, *config.stash.get(METADATA, [])]
+    ]
 
 
 def cleanup_mode(request: pytest.FixtureRequest) -> bool:

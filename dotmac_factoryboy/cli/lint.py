@@ -1,0 +1,51 @@
+"""``dotmac-factoryboy lint``: every factory, each trait and pair of traits, rolled back."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from ..engines import engine_for
+from ..linting import lint as run_lint
+from ..targets import factories_in, load_module, metadata_for
+from .options import factories_option, metadata_option, one_line_errors
+
+
+@click.command()
+@click.option(
+    "--url",
+    default="sqlite://",
+    show_default=True,
+    help="Database to lint in (missing tables are created first); default in memory.",
+)
+@metadata_option
+@factories_option
+@click.option("--traits/--no-traits", default=True, show_default=True)
+def lint(url: str, metadata: str | None, factories_module: str, traits: bool) -> None:
+    """Build and create every factory (with each trait and pair) in a rolled-back transaction."""
+    with one_line_errors():
+        factories = factories_in(load_module(factories_module))
+        engine = engine_for(url)
+        metadata_for(metadata, factories).create_all(engine)
+    console = Console()
+    with Session(engine) as session:
+        report = run_lint(session=session, traits=traits, factories=factories)
+        session.rollback()
+    if report.failures:
+        table = Table("factory", "traits", "exception", "message", title="Lint failures")
+        for failure in report.failures:
+            table.add_row(
+                failure.factory, ", ".join(failure.traits), failure.exception, failure.message
+            )
+        console.print(table)
+    for finding in report.findings:
+        click.echo(f"note {finding.factory} [{finding.kind}]: {finding.message}")
+    console.print(
+        f"{len(factories)} factories, {report.checked} calls checked, "
+        f"{len(report.failures)} failed",
+        highlight=False,
+    )
+    if report.failures:
+        raise click.exceptions.Exit(1)
