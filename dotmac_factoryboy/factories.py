@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from factory import enums
 from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
@@ -161,6 +161,12 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     class Meta:
         abstract = True
         sqlalchemy_session_persistence = "flush"  # every created instance has its primary key
+
+    if TYPE_CHECKING:
+        # ``Factory(...)`` runs FactoryMeta.__call__ (the default strategy); mypy types a call
+        # by the class's __new__, which factory_boy leaves untyped: this one is for mypy only.
+        def __new__(cls, *routed: Routed, **kwargs: Any) -> ModelT:  # type: ignore[misc]
+            ...
 
     # -- public API -------------------------------------------------------------------------
 

@@ -62,6 +62,9 @@ class FactoryRegistry:
         self._session: ContextVar[Session | None] = ContextVar(
             f"dotmac_session_{id(self)}", default=None
         )
+        self._provider: ContextVar[Callable[[], object] | None] = ContextVar(
+            f"dotmac_provider_{id(self)}", default=None
+        )
         self._relationships: dict[str, RelationshipDefinition] = {}
 
     # -- factories --------------------------------------------------------------------------
@@ -163,8 +166,21 @@ class FactoryRegistry:
 
     @property
     def bound_session(self) -> Session | None:
-        """The session bound in the current context, if any."""
-        return self._session.get()
+        """The session bound in the current context; if none, the one a lazy provider binds."""
+        session = self._session.get()
+        provider = self._provider.get()
+        if session is None and provider is not None:
+            with set_for_block(self._provider, None):  # asked once, never re-entered
+                provider()
+            session = self._session.get()
+        return session
+
+    @contextmanager
+    def bound_lazily(self, provider: Callable[[], object]) -> Iterator[None]:
+        """Call ``provider`` (which must bind a session) the first time a factory needs one in
+        the block: the pytest plugin binds a test's session only when the test uses a factory."""
+        with set_for_block(self._provider, provider):
+            yield
 
     def bind(self, session: Session | None) -> None:
         """Supply ``session`` to every factory of this registry that sets none (this context only)."""

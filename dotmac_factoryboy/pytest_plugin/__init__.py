@@ -22,6 +22,7 @@ from .fixtures import (
     FOREIGN_DB_SESSION,
     METADATA,
     SEED,
+    _dotmac_lazy_binding,
     _dotmac_reproducible,
     _refuse_disconnected,
     data_generator,
@@ -35,6 +36,7 @@ from .fixtures import (
 )
 
 __all__ = [
+    "_dotmac_lazy_binding",
     "_dotmac_reproducible",
     "add_metadata",
     "data_generator",

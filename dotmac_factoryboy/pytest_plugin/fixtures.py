@@ -143,6 +143,14 @@ def test_data_builder(factory_binding: Session, data_generator: DataGenerator) -
 
 
 @pytest.fixture(autouse=True)
+def _dotmac_lazy_binding(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A factory used by a test that requested no session fixture still writes through the
+    test's ``factory_session`` (bound on first use, so tests without factories open nothing)."""
+    with registry.bound_lazily(lambda: request.getfixturevalue("factory_binding")):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     """Reseed factory_boy and Faker from (seed, node id), restart sequences, and restore every
     factory-level tenant default afterwards, so no test leaks into another."""
