@@ -12,7 +12,7 @@ import datetime as dt
 import random
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import factory.random
@@ -132,11 +132,11 @@ def seed_tenants(options: SeedOptions, indexes: list[int], report: Report) -> No
             session.commit()
 
 
-def prepare(options: SeedOptions, append: bool) -> SeedOptions:
+def prepare(options: SeedOptions, append: bool) -> tuple[SeedOptions, MetaData]:
     """Check the run, create the schema, and number the new tenants after existing ones.
 
-    Refuses (``SeedRefusedError``) when the schema's tables already hold rows and ``append`` is
-    false: seeding never deletes or overwrites anything.
+    Refuses (``SeedRefusedError``, before creating anything) when the schema's tables already
+    hold rows and ``append`` is false: seeding never deletes or overwrites anything.
     """
     if options.customers_per_tenant > MAX_CUSTOMERS:
         raise SeedError(
@@ -146,7 +146,6 @@ def prepare(options: SeedOptions, append: bool) -> SeedOptions:
     factories = factories_in(load_module(options.factories))
     metadata = metadata_for(options.metadata, factories)
     engine = engine_for(options.url)
-    metadata.create_all(engine)
     counts = count_rows(engine, metadata)
     filled = {name: n for name, n in counts.items() if n}
     if filled and not append:
@@ -155,11 +154,14 @@ def prepare(options: SeedOptions, append: bool) -> SeedOptions:
             f"{safe_url(engine)} already holds data: {listed}. seed never deletes anything. "
             "Fix: pass --append to add tenants next to it, or seed an empty database."
         )
-    tenant_tables = {f._meta.model.__table__.name for f in factories if _is_tenant(f)}
+    metadata.create_all(engine)  # creates missing tables only
+    tenant_tables = [
+        f._meta.model.__table__.name for f in factories if is_tenant_model(f._meta.model)
+    ]
     existing = max(
         (counts.get(t, 0) for t in tenant_tables), default=max(counts.values(), default=0)
     )
-    return SeedOptions(**{**options.__dict__, "first_tenant": existing})
+    return replace(options, first_tenant=existing), metadata
 
 
 def count_rows(engine: Engine, metadata: MetaData) -> dict[str, int]:
@@ -185,7 +187,3 @@ def _reachable(factories: list[Any]) -> list[Any]:
             if target.factory not in found:
                 found.append(target.factory)
     return found
-
-
-def _is_tenant(factory_cls: Any) -> bool:
-    return bool(is_tenant_model(factory_cls._meta.model))

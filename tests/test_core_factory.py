@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import factory
@@ -33,8 +34,8 @@ def test_build_and_stub_need_no_session() -> None:
 
 
 def test_create_without_any_session_names_the_factory_and_both_fixes() -> None:
-    with pytest.raises(ConfigurationError) as info:
-        CompanyFactory.create()
+    with pytest.raises(ConfigurationError) as info:  # a new context: no session, bound or lazy
+        contextvars.Context().run(CompanyFactory.create)
     message = str(info.value)
     assert "CompanyFactory" in message and "registry.bind" in message
     assert "sqlalchemy_session" in message

@@ -17,7 +17,6 @@ from rich.table import Table
 
 from ..engines import engine_for, in_memory, safe_url
 from ..seeding import SeedOptions, count_rows, prepare, seed_tenants
-from ..targets import factories_in, load_module, metadata_for
 from .options import factories_option, metadata_option, one_line_errors
 
 
@@ -74,9 +73,8 @@ def seed(
     )
     console = Console(stderr=True)
     with one_line_errors():
-        options = prepare(options, append)
+        options, schema = prepare(options, append)
         engine = engine_for(url)
-        schema = metadata_for(metadata, factories_in(load_module(factories_module)))
         before = count_rows(engine, schema)
         console.print(
             f"Seeding {tenants} tenants x {customers_per_tenant} customers into "

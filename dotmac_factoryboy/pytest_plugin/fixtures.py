@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -146,8 +148,24 @@ def test_data_builder(factory_binding: Session, data_generator: DataGenerator) -
 def _dotmac_lazy_binding(request: pytest.FixtureRequest) -> Iterator[None]:
     """A factory used by a test that requested no session fixture still writes through the
     test's ``factory_session`` (bound on first use, so tests without factories open nothing)."""
-    with registry.bound_lazily(lambda: request.getfixturevalue("factory_binding")):
+    owner = threading.get_ident()
+
+    def bind_on_first_use() -> None:
+        # Only in the test's own thread and outside event loops: a fixture set up from another
+        # thread or an asyncio task would bind in a context the test never sees.
+        if threading.get_ident() == owner and not _in_event_loop():
+            request.getfixturevalue("factory_binding")
+
+    with registry.bound_lazily(bind_on_first_use):
         yield
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @pytest.fixture(autouse=True)
