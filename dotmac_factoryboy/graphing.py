@@ -8,10 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from factory import enums
 from factory.declarations import RelatedFactory
 
-from .factories import plan_for
 from .factory_boy_adapter import shape_of
+from .plan import plan_call
 
 __all__ = ["FactoryGraph", "GraphEdge", "GraphNode", "factory_graph"]
 
@@ -89,8 +90,10 @@ def factory_graph(factories: Iterable[Any]) -> FactoryGraph:
 
 def _edges(factory_cls: Any, trait: str | None) -> list[GraphEdge]:
     """The places directly under the root of one plan, as edges."""
-    plan = plan_for(factory_cls, **({trait: True} if trait else {}))
-    places = plan.places
+    # The tree's shape only: no tenant decision (that needs a session or a context).
+    places = plan_call(
+        factory_cls, enums.CREATE_STRATEGY, (), {trait: True} if trait else {}
+    ).places
     root = places[0]
     found = []
     for place in places[1:]:

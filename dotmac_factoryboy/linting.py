@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
+from factory import enums
 from sqlalchemy.orm import Session
 
 from .errors import ConfigurationError
-from .factories import SQLAlchemyFactory, plan_for, registry_of
+from .factories import SQLAlchemyFactory, registry_of
 from .factory_boy_adapter import SPLITTER, is_declaration, shape_of
+from .plan import plan_call
 from .registry import FactoryRegistry
 from .registry import registry as default_registry
 from .session import actual, check_sync
@@ -169,7 +171,7 @@ def _plan_findings(factory_cls: Any) -> list[LintFinding]:
     name = factory_cls.__name__
     findings = []
     try:
-        places = plan_for(factory_cls).places
+        places = plan_call(factory_cls, enums.CREATE_STRATEGY, (), {}).places
     except Exception as exc:  # reported by the calls themselves
         return [LintFinding(name, "plan", _first_line(exc))]
     paths: dict[str, list[str]] = defaultdict(list)

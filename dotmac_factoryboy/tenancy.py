@@ -320,8 +320,8 @@ def allow_cross_tenant() -> AbstractContextManager[None]:
 def place_tenant(plan: CallPlan, root: PlanNode) -> None:
     """Mark each node's tenant spec, pin tenant places to the tree's tenant, add the tenant place.
 
-    The tenant place sits at the tenant relationship of the shallowest tenant-scoped place; every
-    other place that would build a tenant for a scoped row is pinned to the tree's tenant.
+    The tenant place sits at the tenant relationship (else the tenant column) of the shallowest
+    tenant-scoped place; every other place that would build a tenant for a scoped row is pinned to the tree's tenant.
     """
     queue, scoped = [root], []
     while queue:
@@ -340,7 +340,9 @@ def place_tenant(plan: CallPlan, root: PlanNode) -> None:
     first = scoped[0]
     spec = first.tenant
     assert spec is not None
-    name = spec.relationship
+    # At the relationship when the model has one, else at the tenant column itself (a bare
+    # ForeignKey): either way the new tenant's key lands in that column.
+    name = spec.relationship or (spec.field if spec.tenant_model is not None else None)
     if name is None:
         return
     if name in first.children:

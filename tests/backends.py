@@ -27,6 +27,15 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def server_url(backend: str) -> str:
+    """The configured URL of a server backend, or a skip (a failure when databases are required)."""
+    variable = SERVER_URLS[backend]
+    url = os.environ.get(variable)
+    if not url:
+        unavailable(f"{backend} not configured: set {variable} to run these tests on it")
+    return str(url)
+
+
 def make_engine(backend: str, tmp_dir: Path) -> Engine:
     """A live engine for ``backend`` or a skip (a failure when databases are required)."""
     if backend == "sqlite":
@@ -44,10 +53,7 @@ def make_engine(backend: str, tmp_dir: Path) -> Engine:
 
         return engine
     variable = SERVER_URLS[backend]
-    url = os.environ.get(variable)
-    if not url:
-        unavailable(f"{backend} not configured: set {variable} to run these tests on it")
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(server_url(backend), pool_pre_ping=True)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))

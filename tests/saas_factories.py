@@ -6,7 +6,17 @@ import factory
 
 from dotmac_factoryboy import FactoryRegistry, SQLAlchemyFactory, TenantIsolatedFactory
 
-from .saas_schema import Doc, Member, Organization, Project, ProjectMember, Task, Workspace
+from .saas_schema import (
+    Depot,
+    Doc,
+    Member,
+    Organization,
+    Project,
+    ProjectMember,
+    Region,
+    Task,
+    Workspace,
+)
 
 saas_registry = FactoryRegistry()
 
@@ -92,3 +102,20 @@ class DocFactory(TenantIsolatedFactory[Doc]):
         tenant_field = "workspace_id"
 
     title = factory.Sequence(lambda n: f"Doc {n}")
+
+
+class RegionFactory(SQLAlchemyFactory[Region]):
+    class Meta:
+        model = Region
+        registry = saas_registry
+
+    name = factory.Sequence(lambda n: f"Region {n}")
+
+
+class DepotFactory(TenantIsolatedFactory[Depot]):
+    class Meta:
+        model = Depot
+        registry = saas_registry
+        tenant_field = "region_uid"
+
+    code = factory.Sequence(lambda n: f"D{n:05d}")

@@ -94,3 +94,20 @@ class Doc(SaasBase):
     )
     title: Mapped[str] = mapped_column(String(100))
     workspace: Mapped[Workspace] = relationship()
+
+
+class Region(SaasBase):
+    """A UUID-keyed tenant that nothing points at through a relationship."""
+
+    __tablename__ = "saas_regions"
+    uid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Depot(SaasBase):
+    """Scoped by a bare foreign-key column named ``region_uid`` (no relationship)."""
+
+    __tablename__ = "saas_depots"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_uid: Mapped[uuid.UUID] = mapped_column(ForeignKey("saas_regions.uid"))
+    code: Mapped[str] = mapped_column(String(20), unique=True)

@@ -22,7 +22,7 @@ from dotmac_factoryboy.isp import factories as isp
 from dotmac_factoryboy.isp.models import Base as ISPBase
 from dotmac_factoryboy.isp.models import Customer, Invoice, Tenant, Ticket
 
-from .backends import SERVER_URLS, unavailable
+from .backends import SERVER_URLS, server_url
 from .dumps import dump
 from .saas_schema import Organization
 
@@ -53,9 +53,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'seed.db'}"
         return
-    server = os.environ.get(SERVER_URLS[backend])
-    if not server:
-        unavailable(f"{backend} not configured: set {SERVER_URLS[backend]}")
+    server = server_url(backend)
     name = f"dotmac_cli_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

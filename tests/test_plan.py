@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import LinkOnly, customize, tenant_context
@@ -24,6 +24,7 @@ from dotmac_factoryboy.errors import (
 
 from .conftest import count, table_counts
 from .saas_factories import (
+    DepotFactory,
     DocFactory,
     MemberFactory,
     OrganizationFactory,
@@ -33,7 +34,7 @@ from .saas_factories import (
     WorkspaceFactory,
     saas_registry,
 )
-from .saas_schema import Doc, Member, Organization, Project, Task
+from .saas_schema import Doc, Member, Organization, Project, Region, Task
 
 
 @pytest.fixture
@@ -303,3 +304,28 @@ def test_calls_of_one_shape_reuse_the_walk_but_not_the_values(session: Session) 
     assert first.project.lead.role == second.project.lead.role == "guest"
     assert off.project.lead.role == "admin"
     assert len({first.tenant_id, second.tenant_id, off.tenant_id}) == 3
+
+
+def test_a_bare_foreign_key_tenant_column_gets_a_tenant_place(session: Session) -> None:
+    plan = DepotFactory.plan()
+    assert plan.place("region_uid").role == "tenant"
+    depots = DepotFactory.create_batch(2)
+    assert all(session.get(Region, d.region_uid) is not None for d in depots)
+    named = DepotFactory.create(customize(Region, name="North"))
+    assert session.get(Region, named.region_uid).name == "North"  # type: ignore[union-attr]
+    north = session.get(Region, named.region_uid)
+    with tenant_context(north):
+        assert DepotFactory.create().region_uid == named.region_uid
+    assert session.scalar(select(func.count()).select_from(Region)) == 3
+
+
+def test_a_tenant_context_of_another_tenant_model_is_refused_before_any_insert(
+    session: Session,
+) -> None:
+    org = OrganizationFactory.create()
+    before = table_counts(session)
+    with tenant_context(org), pytest.raises(TenantContextError) as info:
+        DepotFactory.create()
+    assert "Organization" in str(info.value) and "Region" in str(info.value)
+    assert "region_uid" in str(info.value)
+    assert table_counts(session) == before

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ..errors import DotmacFactoryError
 from .graph import graph
 from .lint import lint
 from .seed import seed
@@ -32,6 +33,9 @@ class OneLineErrors(click.Group):
         except click.ClickException as exc:
             click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
+        except DotmacFactoryError as exc:  # a factory that cannot run: named, not a traceback
+            click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(1)
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(1)
