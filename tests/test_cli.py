@@ -439,3 +439,46 @@ def test_graph_of_a_users_factories() -> None:
 def test_the_isp_docs_page_shows_the_current_graph() -> None:
     committed = (ROOT / "docs" / "isp-graph.mmd").read_text()
     assert committed == run("graph").output
+
+
+FAILING_HOOK = """
+from dotmac_factoryboy.isp.seed import seed_tenant as isp_seed_tenant
+from dotmac_factoryboy.isp.factories import TenantFactory  # noqa: F401  (the factories)
+
+
+def seed_tenant(ctx):
+    if ctx.index == 1:
+        raise ValueError("boom in the hook")
+    isp_seed_tenant(ctx)
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failing_tenant_is_one_line_and_exit_code_1(jobs: str, tmp_path: Path) -> None:
+    (tmp_path / "failing_hook.py").write_text(FAILING_HOOK)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dotmac_factoryboy",
+            "seed",
+            "--factories",
+            "failing_hook",
+            "--metadata",
+            "dotmac_factoryboy.isp.models:Base",
+            "--tenants",
+            "2",
+            "--jobs",
+            jobs,
+            *SMALL,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert errors == ["error: tenant 1: ValueError: boom in the hook"]
+    assert "Traceback" not in proc.stderr

@@ -79,7 +79,9 @@ def seed(
         console.print(
             f"Seeding {tenants} tenants x {customers_per_tenant} customers into "
             f"{safe_url(engine)} with --seed {options.seed} "
-            f"--as-of {options.as_of}"
+            f"--as-of {options.as_of}",
+            soft_wrap=True,
+            highlight=False,
         )
         started = time.perf_counter()
         _run(options, jobs, console)
@@ -118,8 +120,11 @@ def _run(options: SeedOptions, jobs: int, console: Console) -> None:
                 while pending:
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     _drain(events, report)
-                    for future in done:
-                        future.result()
+                    failed = [f for f in done if f.exception() is not None]
+                    if failed:  # stop the tenants not started yet, report the first failure
+                        for future in pending:
+                            future.cancel()
+                        failed[0].result()
                 _drain(events, report)
 
 
@@ -147,5 +152,7 @@ def _summary(
     console.print(table)
     console.print(
         f"{added} rows in {elapsed:.1f} s ({added / elapsed if elapsed else 0:,.0f} rows/s); "
-        f"repeat with --seed {options.seed} --as-of {options.as_of}"
+        f"repeat with --seed {options.seed} --as-of {options.as_of}",
+        soft_wrap=True,
+        highlight=False,
     )
