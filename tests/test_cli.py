@@ -35,7 +35,9 @@ def run(*args: str) -> Result:
 
 
 def subprocess_run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """The command as a real process; modules in ``cwd`` (a user's project) are importable."""
+    path = os.pathsep.join(str(p) for p in (cwd, ROOT) if p is not None)
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "dotmac_factoryboy", *args],
         capture_output=True,
@@ -238,27 +240,18 @@ def seed_tenant(ctx):
 def test_seed_a_users_own_models_with_a_hook_in_a_subprocess(tmp_path: Path) -> None:
     (tmp_path / "clinic_app.py").write_text(USER_PROJECT)
     url = f"sqlite:///{tmp_path / 'clinic.db'}"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dotmac_factoryboy",
-            "seed",
-            "--url",
-            url,
-            "--factories",
-            "clinic_app",
-            "--metadata",
-            "clinic_app:Base.metadata",
-            "--jobs",
-            "2",
-            *SMALL,
-        ],
-        capture_output=True,
-        text=True,
+    proc = subprocess_run(
+        "seed",
+        "--url",
+        url,
+        "--factories",
+        "clinic_app",
+        "--metadata",
+        "clinic_app:Base.metadata",
+        "--jobs",
+        "2",
+        *SMALL,
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     engine = create_engine(url)
@@ -357,14 +350,7 @@ def test_lint_passes_on_the_isp_factories() -> None:
 
 def test_lint_fails_on_a_broken_factory_and_names_it(tmp_path: Path) -> None:
     (tmp_path / "broken_app.py").write_text(BROKEN)
-    proc = subprocess.run(
-        [sys.executable, "-m", "dotmac_factoryboy", "lint", "--factories", "broken_app"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "COLUMNS": "200"},
-        check=False,
-    )
+    proc = subprocess_run("lint", "--factories", "broken_app", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     failed = [line for line in proc.stdout.splitlines() if "BrokenServiceFactory" in line]
     assert any("unpriced" in line and "IntegrityError" in line for line in failed), proc.stdout
@@ -456,27 +442,18 @@ def seed_tenant(ctx):
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_failing_tenant_is_one_line_and_exit_code_1(jobs: str, tmp_path: Path) -> None:
     (tmp_path / "failing_hook.py").write_text(FAILING_HOOK)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dotmac_factoryboy",
-            "seed",
-            "--factories",
-            "failing_hook",
-            "--metadata",
-            "dotmac_factoryboy.isp.models:Base",
-            "--tenants",
-            "2",
-            "--jobs",
-            jobs,
-            *SMALL,
-        ],
-        capture_output=True,
-        text=True,
+    proc = subprocess_run(
+        "seed",
+        "--factories",
+        "failing_hook",
+        "--metadata",
+        "dotmac_factoryboy.isp.models:Base",
+        "--tenants",
+        "2",
+        "--jobs",
+        jobs,
+        *SMALL,
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
-        check=False,
     )
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
