@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from .errors import TargetError
+from .errors import TargetError, first_line
 
 
 def sqlite_savepoints(engine: Engine, begin: str = "BEGIN") -> None:
@@ -42,7 +42,7 @@ def engine_for(url: str) -> Engine:
         with engine.connect():
             pass
     except (ArgumentError, NoSuchModuleError, OperationalError, ImportError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = first_line(getattr(exc, "orig", None) or exc)
         raise TargetError(f"--url {safe_url(url)}: cannot connect ({reason}).") from exc
     return engine
 

@@ -8,6 +8,13 @@ from typing import Any
 from factory.errors import FactoryError
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its repr when the message is empty), for reports
+    that give one line per failure."""
+    text = str(exc).strip() or repr(exc)
+    return text.splitlines()[0]
+
+
 class DotmacFactoryError(FactoryError):
     """Base of every error raised by dotmac-factoryboy."""
 

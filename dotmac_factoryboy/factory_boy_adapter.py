@@ -7,7 +7,7 @@ factory_boy 3.3 keeps them in, each with a comment; nothing else in the package 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -76,6 +76,14 @@ def owns_sequence(factory_cls: Any) -> bool:
     the private ``_meta.counter_reference``.
     """
     return bool(factory_cls._meta.counter_reference is factory_cls._meta)
+
+
+def reset_sequences(factories: Iterable[Any], start: int | None = None) -> None:
+    """Restart every factory's sequence (at ``start``, else its first value), each counter once:
+    a factory sharing its parent's counter is skipped, as resetting it would raise."""
+    for factory_cls in factories:
+        if owns_sequence(factory_cls):
+            factory_cls.reset_sequence(start)
 
 
 def option_of_step(step: Any, name: str, default: Any) -> Any:

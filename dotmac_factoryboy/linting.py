@@ -17,7 +17,7 @@ from typing import Any
 from factory import enums
 from sqlalchemy.orm import Session
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, first_line
 from .factories import SQLAlchemyFactory, registry_of
 from .factory_boy_adapter import SPLITTER, is_declaration, shape_of
 from .plan import plan_call
@@ -115,7 +115,7 @@ def _try(factory_cls: Any, enabled: tuple[str, ...], session: Session) -> LintFa
             factory_cls.create(**kwargs)
             session.flush()
     except Exception as exc:  # a lint reports every failure, whatever its type
-        return LintFailure(factory_cls.__name__, enabled, type(exc).__name__, _first_line(exc))
+        return LintFailure(factory_cls.__name__, enabled, type(exc).__name__, first_line(exc))
     return None
 
 
@@ -173,7 +173,7 @@ def _plan_findings(factory_cls: Any) -> list[LintFinding]:
     try:
         places = plan_call(factory_cls, enums.CREATE_STRATEGY, (), {}).places
     except Exception as exc:  # reported by the calls themselves
-        return [LintFinding(name, "plan", _first_line(exc))]
+        return [LintFinding(name, "plan", first_line(exc))]
     paths: dict[str, list[str]] = defaultdict(list)
     for place in places:
         if place.role == "build":
@@ -209,8 +209,3 @@ def _plan_findings(factory_cls: Any) -> list[LintFinding]:
 
 def _differ(a: Any, b: Any) -> bool:
     return is_declaration(a) or is_declaration(b) or bool(a != b)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or repr(exc)
-    return text.splitlines()[0]

@@ -20,10 +20,10 @@ from sqlalchemy import Engine, MetaData, func, inspect, select
 from sqlalchemy.orm import Session
 
 from .engines import engine_for, safe_url
-from .errors import SeedError, SeedFailedError, SeedRefusedError
+from .errors import SeedError, SeedFailedError, SeedRefusedError, first_line
 from .factories import registry_of
-from .factory_boy_adapter import shape_of, targets_of
-from .targets import factories_in, load_module, metadata_for, reset_sequences
+from .factory_boy_adapter import reset_sequences, shape_of, targets_of
+from .targets import factories_in, load_module, metadata_for
 from .tenancy import is_tenant_model, spec_for, tenant_context
 
 __all__ = [
@@ -127,8 +127,8 @@ def seed_tenants(options: SeedOptions, indexes: list[int], report: Report) -> No
                     )
                 )
             except Exception as exc:  # one line naming the tenant, whatever failed
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise SeedFailedError(f"tenant {index}: {type(exc).__name__}: {first}") from exc
+                failure = f"{type(exc).__name__}: {first_line(exc)}"
+                raise SeedFailedError(f"tenant {index}: {failure}") from exc
             session.commit()
 
 

@@ -11,11 +11,9 @@ from sqlalchemy import MetaData
 
 from .errors import TargetError
 from .factories import SQLAlchemyFactory
-from .factory_boy_adapter import owns_sequence
 
-ISP_METADATA = "dotmac_factoryboy.isp.models:Base.metadata"
 ISP_FACTORIES = "dotmac_factoryboy.isp.seed"
-"""The defaults: the ISP reference domain, named (never imported) by the core and the CLI."""
+"""The default: the ISP reference domain, named (never imported) by the core and the CLI."""
 
 
 def load_module(name: str, option: str = "--factories", given: str | None = None) -> ModuleType:
@@ -75,10 +73,3 @@ def factories_in(module: ModuleType) -> list[Any]:
             "the module that defines (or imports) your factories."
         )
     return found
-
-
-def reset_sequences(factories: list[Any], start: int) -> None:
-    """Start every factory's sequence at ``start`` (each counter once), for repeatable data."""
-    for factory_cls in factories:
-        if owns_sequence(factory_cls):
-            factory_cls.reset_sequence(start)

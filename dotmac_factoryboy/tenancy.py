@@ -321,7 +321,8 @@ def place_tenant(plan: CallPlan, root: PlanNode) -> None:
     """Mark each node's tenant spec, pin tenant places to the tree's tenant, add the tenant place.
 
     The tenant place sits at the tenant relationship (else the tenant column) of the shallowest
-    tenant-scoped place; every other place that would build a tenant for a scoped row is pinned to the tree's tenant.
+    tenant-scoped place; every other place that would build a tenant for a scoped row is pinned
+    to the tree's tenant.
     """
     queue, scoped = [root], []
     while queue:

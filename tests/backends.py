@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
 
+from dotmac_factoryboy.engines import sqlite_savepoints
+
 SERVER_URLS = {
     "postgresql": "DOTMAC_TEST_POSTGRES_URL",
     "mariadb": "DOTMAC_TEST_MARIADB_URL",
@@ -40,16 +42,11 @@ def make_engine(backend: str, tmp_dir: Path) -> Engine:
     """A live engine for ``backend`` or a skip (a failure when databases are required)."""
     if backend == "sqlite":
         engine = create_engine(f"sqlite:///{tmp_dir / f'{uuid.uuid4().hex}.db'}")
+        sqlite_savepoints(engine)  # the package's pysqlite recipe: SAVEPOINTs work, FKs on
 
         @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-            dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN (SAVEPOINTs work)
-            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]
             dbapi_connection.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-
-        @event.listens_for(engine, "begin")
-        def _begin(connection):  # type: ignore[no-untyped-def]
-            connection.exec_driver_sql("BEGIN")
 
         return engine
     variable = SERVER_URLS[backend]

@@ -41,7 +41,7 @@ def _project(example: Example) -> Path:
 def write_or_run(example: Example) -> None:
     """The evaluator for Python blocks: save, run with pytest, or execute (see module doc)."""
     code: str = example.parsed
-    header = FILE_HEADER.match(code.splitlines()[0]) if code.strip() else None
+    header = _header(code)
     if header is not None:
         target = _save(_project(example) / header.group(1), code)
         if target.name.startswith("test_") and target.suffix == ".py":
@@ -59,9 +59,14 @@ def write_or_run(example: Example) -> None:
 def write_file(example: Example) -> None:
     """The evaluator for ini/toml blocks: saved when they name their file, else only shown."""
     code: str = example.parsed
-    header = FILE_HEADER.match(code.splitlines()[0]) if code.strip() else None
+    header = _header(code)
     if header is not None:
         _save(_project(example) / header.group(1), code)
+
+
+def _header(code: str) -> re.Match[str] | None:
+    """The ``# <file name>`` first line of a block, if it has one."""
+    return FILE_HEADER.match(code.splitlines()[0]) if code.strip() else None
 
 
 def _save(target: Path, code: str) -> Path:

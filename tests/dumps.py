@@ -8,7 +8,6 @@ order (``--jobs 2``) have equal dumps.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, select
@@ -53,8 +52,7 @@ def _find(rows: dict[Any, dict[str, Any]], table: Table, column: str, value: Any
     pk = [c.name for c in table.primary_key.columns]
     if pk == [column]:
         return rows[(value,)]
-    match: Callable[[dict[str, Any]], bool] = lambda r: r[column] == value  # noqa: E731
-    return next(r for r in rows.values() if match(r))
+    return next(r for r in rows.values() if r[column] == value)
 
 
 def _surrogate(table: Table, column: str) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..builders import TestDataBuilder
 from ..engines import sqlite_savepoints
 from ..errors import CleanupError, ConfigurationError
-from ..factory_boy_adapter import owns_sequence
+from ..factory_boy_adapter import reset_sequences
 from ..generators import DataGenerator
 from ..registry import FactoryRegistry, registry
 from ..targets import load_metadata
@@ -175,9 +175,7 @@ def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     seed = request.config.stash[SEED]
     factory.random.reseed_random(zlib.crc32(f"{seed}:{request.node.nodeid}".encode()))
     factories = list(registry.factories.values())
-    for factory_cls in factories:
-        if owns_sequence(factory_cls):
-            factory_cls.reset_sequence()
+    reset_sequences(factories)
     saved = {f: vars(f).get("_dotmac_default_tenant") for f in factories}
     yield
     for factory_cls, value in saved.items():
