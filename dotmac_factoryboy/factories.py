@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from .context import set_for_block
 from .customizations import Customization, LinkOnly, Routed
 from .errors import BatchError, BatchSizeError, ConfigurationError
+from .factory_boy_adapter.builder import CompiledFactory, compiled
 from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_of_work
 from .plan import CallPlan, plan_call
 from .registry import CleanupHandler, FactoryRegistry, registry
@@ -244,10 +245,10 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         tree = cls._tree(plan_call(cls, strategy, routed, kwargs))
         if strategy != enums.CREATE_STRATEGY:
             with _entered(tree):
-                return super()._generate(strategy, tree.kwargs())  # type: ignore[no-untyped-call]
+                return compiled(cls, strategy, tree.kwargs()).build()
         outer, unit = current_unit(), UnitOfWork()
         with unit_of_work(unit), _entered(tree):
-            made = super()._generate(strategy, tree.kwargs())  # type: ignore[no-untyped-call]
+            made = compiled(cls, strategy, tree.kwargs()).build()
             unit.write()
         if outer is not None and outer.atomic:
             outer.written.extend(unit.written)  # tracked with the batch, or not at all
@@ -284,13 +285,18 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         savepoints = [] if writes_at_once else [s.begin_nested() for s in sessions]
         unit = UnitOfWork(atomic=True)
         made: list[Any] = []
+        builder: CompiledFactory | None = None
         try:
             with unit_of_work(unit):
                 for index in range(number):
                     unit.index = index
                     each = replace(tree, tenant=tree.tenant)
                     with _entered(each):
-                        made.append(super()._generate(enums.CREATE_STRATEGY, each.kwargs()))  # type: ignore[no-untyped-call]
+                        if builder is None or tree.tenant is None:  # else every tree is alike
+                            keywords = each.kwargs()
+                            if builder is None or keywords != builder.keywords:
+                                builder = compiled(cls, enums.CREATE_STRATEGY, keywords)
+                        made.append(builder.build())
                     if len(unit.pending) >= cls._meta.batch_chunk_size:
                         unit.write()
                 unit.write()

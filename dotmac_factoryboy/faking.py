@@ -9,6 +9,7 @@ declaration with ``Faker("name", weighting=False)``; ``factory.Faker`` is never 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import factory
@@ -16,7 +17,18 @@ import faker
 
 from .factory_boy_adapter import option_of_step
 
-_UNWEIGHTED: dict[str, faker.Faker] = {}
+
+@dataclass
+class _Twin:
+    """An unweighted Faker, the weighted one's provider list it copies, and its formatters."""
+
+    faker: faker.Faker
+    source: list[Any]
+    synced: int = 0
+    formatters: dict[str, Any] = field(default_factory=dict)
+
+
+_UNWEIGHTED: dict[str, _Twin] = {}
 
 
 def unweighted_faker(locale: str | None) -> faker.Faker:
@@ -25,20 +37,39 @@ def unweighted_faker(locale: str | None) -> faker.Faker:
     It shares Faker's module-level random generator, so ``factory.random.reseed_random`` seeds
     both.
     """
-    weighted = factory.Faker._get_faker(locale)
+    return _twin(locale).faker
+
+
+def _twin(locale: str | None) -> _Twin:
     key = locale or ""
     twin = _UNWEIGHTED.get(key)
+    if twin is not None and len(twin.source) == twin.synced:
+        return twin  # the hot path: no provider was added since the last draw
+    weighted = factory.Faker._get_faker(locale)
     if twin is None:
-        twin = _UNWEIGHTED[key] = faker.Faker(
-            locale=weighted.locales[0] if weighted.locales else None, use_weighting=False
+        twin = _UNWEIGHTED[key] = _Twin(
+            faker.Faker(
+                locale=weighted.locales[0] if weighted.locales else None, use_weighting=False
+            ),
+            weighted.providers,
         )
-    if len(twin.providers) != len(weighted.providers):  # providers added since: copy them over
-        known = {type(p) for p in twin.providers}
-        for provider in weighted.providers:
-            if type(provider) not in known:
-                twin.add_provider(type(provider))
-                known.add(type(provider))
+    known = {type(p) for p in twin.faker.providers}
+    for provider in weighted.providers:  # providers added since: copy them over
+        if type(provider) not in known:
+            twin.faker.add_provider(type(provider))
+            known.add(type(provider))
+    twin.synced = len(twin.source)
+    twin.formatters.clear()
     return twin
+
+
+def unweighted_formatter(locale: str | None, provider: str) -> Any:
+    """The unweighted twin's bound method for ``provider`` (looked up once per provider set)."""
+    twin = _twin(locale)
+    found = twin.formatters.get(provider)
+    if found is None:
+        found = twin.formatters[provider] = getattr(twin.faker, provider)
+    return found
 
 
 class Faker(factory.Faker):
@@ -56,4 +87,4 @@ class Faker(factory.Faker):
         if weighting:
             return super().evaluate(instance, step, extra)  # type: ignore[no-untyped-call]
         locale = extra.pop("locale")
-        return unweighted_faker(locale).format(self.provider, **extra)
+        return unweighted_formatter(locale, self.provider)(**extra)

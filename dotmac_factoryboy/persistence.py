@@ -106,7 +106,7 @@ class UnitOfWork:
         self, factory_cls: Any, session: Session, instance: Any, strategy: Persistence
     ) -> None:
         """Save one instance through its strategy; deferred ones wait for ``write``."""
-        _watch(sa_inspect(instance).mapper)
+        _watch(type(instance))
         strategy.save(session, instance)
         saved = Saved(factory_cls, instance, session, strategy, self.index)
         (self.pending if strategy.deferred else self.written).append(saved)
@@ -143,11 +143,12 @@ def unit_of_work(unit: UnitOfWork) -> AbstractContextManager[None]:
 _WATCHED: set[Any] = set()
 
 
-def _watch(mapper: Mapper[Any]) -> None:
+def _watch(model: type[Any]) -> None:
     """Make reads of a pending row's key, foreign-key and defaulted columns write it first."""
-    if mapper in _WATCHED:
+    if model in _WATCHED:
         return
-    _WATCHED.add(mapper)
+    _WATCHED.add(model)
+    mapper: Mapper[Any] = sa_inspect(model)
     for prop in mapper.column_attrs:
         columns = prop.columns
         if any(_needs_written_row(c) for c in columns):

@@ -98,7 +98,17 @@ def coerce_key(column: Column[Any], value: Any) -> Any:
     return value
 
 
+_KEY_COLUMNS: dict[type[Any] | None, Column[Any] | None] = {}
+
+
 def _key_column(model: type[Any] | None) -> Column[Any] | None:
+    """The single-column primary key of ``model`` (cached: read for every row a tree builds)."""
+    if model not in _KEY_COLUMNS:
+        _KEY_COLUMNS[model] = _read_key_column(model)
+    return _KEY_COLUMNS[model]
+
+
+def _read_key_column(model: type[Any] | None) -> Column[Any] | None:
     mapper = sa_inspect(model, raiseerr=False) if model is not None else None
     if not isinstance(mapper, Mapper) or len(mapper.primary_key) != 1:
         return None
@@ -533,13 +543,21 @@ def _tenants_named(spec: TenantSpec | None, key: str, value: Any) -> list[Tenant
     return _row_tenants(value)
 
 
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
 def _row_tenants(value: Any) -> list[TenantRef]:
-    items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    items = value if isinstance(value, _COLLECTIONS) else [value]
     found = (tenant_of(i) for i in items if _is_mapped(type(i)))
     return [t for t in found if t is not None]
 
 
 _MAPPED: dict[type[Any], bool] = {}
+
+
+def _may_hold_rows(kind: type[Any]) -> bool:
+    """Whether a value of type ``kind`` may be or hold mapped rows (collections are looked into)."""
+    return issubclass(kind, _COLLECTIONS) or _is_mapped(kind)
 
 
 def _is_mapped(kind: type[Any]) -> bool:
@@ -577,7 +595,10 @@ def check_object(
     spec = spec_for(factory_cls)
     if spec is None:
         return kwargs
+    named = (spec.field, spec.relationship)
     for key, value in kwargs.items():
+        if key not in named and not _may_hold_rows(type(value)):
+            continue  # a plain value (str, int...) names no tenant: the common case, kept fast
         for ref in _tenants_named(spec, key, value):
             if not ref.same(tenant) and not _CROSS.get():
                 raise _conflict(factory_cls, (str(tenant), "the build tree"), (str(ref), key))

@@ -1,0 +1,238 @@
+"""A factory_boy-compatible builder that parses a factory's declarations once per call.
+
+factory_boy's ``StepBuilder`` parses a factory's declarations again for every object and resolves
+each field through its lazy ``Resolver``. A batch builds the same tree n times, so this builder
+parses each (factory, keywords) once (with factory_boy's own ``parse_declarations``) and per
+object only evaluates. Constants, ``Sequence``, ``LazyFunction``, context-free ``Faker`` draws and
+``SubFactory`` places run as precompiled callables; every other declaration goes through its own
+``evaluate_pre`` / ``evaluate_post`` with a resolver and build step of the shape factory_boy
+passes, so custom declarations, ``post_generation``, ``RelatedFactory`` and ``Maybe`` keep
+working. Fields resolve in factory_boy's order, so a seed draws the same values.
+
+Everything here mirrors factory_boy 3.3's ``factory.builder`` (``StepBuilder``, ``BuildStep``,
+``Resolver``) and uses its private ``_meta.pre_declarations`` / ``post_declarations`` and the
+declarations' ``_defaults``: factory_boy has no public hook for building from a parsed plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import factory
+from factory import enums, errors
+from factory.base import BaseFactory
+from factory.builder import DeclarationWithContext, parse_declarations
+from factory.declarations import LazyFunction, Sequence, SubFactory
+
+from ..faking import Faker as OurFaker
+from ..faking import unweighted_formatter
+
+Evaluate = Callable[["BuildStep"], Any]
+"""A precompiled field: its value for one object, given that object's build step."""
+
+
+class CompiledFactory:
+    """One factory with one set of keywords, parsed once; ``build()`` makes one object.
+
+    It stands where factory_boy's ``StepBuilder`` stands (``step.builder``): declarations read
+    ``factory_meta`` and ``strategy`` from it.
+    """
+
+    def __init__(self, factory_meta: Any, extras: dict[str, Any], strategy: str) -> None:
+        self.factory_meta = factory_meta
+        self.strategy = strategy
+        self.keywords = extras
+        extras = dict(extras)
+        self.init_sequence = extras.pop("__sequence", None)
+        pre, post = parse_declarations(
+            extras, base_pre=factory_meta.pre_declarations, base_post=factory_meta.post_declarations
+        )
+        self.order: list[str] = list(pre)
+        self.declarations: dict[str, DeclarationWithContext] = {name: pre[name] for name in pre}
+        self.post: list[tuple[str, DeclarationWithContext]] = [(n, post[n]) for n in post.sorted()]
+        self.fast: dict[str, Evaluate] = {}
+        for name, found in self.declarations.items():
+            fast = _precompiled(found.declaration, found.context, self)
+            if fast is not None:
+                self.fast[name] = fast
+
+    def build(self, parent_step: BuildStep | None = None, force_sequence: int | None = None) -> Any:
+        """Build (or create) one object, exactly as ``StepBuilder.build`` does."""
+        meta = self.factory_meta
+        if force_sequence is not None:
+            sequence = force_sequence
+        elif self.init_sequence is not None:
+            sequence = self.init_sequence
+        else:
+            sequence = meta.next_sequence()
+        step = BuildStep(self, sequence, parent_step)
+        resolve = step.stub.resolve
+        attributes = step.attributes
+        for name in self.order:
+            attributes[name] = resolve(name)
+        args, kwargs = meta.prepare_arguments(attributes)
+        instance = meta.instantiate(step=step, args=args, kwargs=kwargs)
+        results = {
+            name: found.declaration.evaluate_post(
+                instance=instance, step=step, overrides=found.context
+            )
+            for name, found in self.post
+        }
+        meta.use_postgeneration_results(instance=instance, step=step, results=results)
+        return instance
+
+
+def compiled(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> CompiledFactory:
+    """Parse ``factory_cls`` with ``extras`` for ``strategy`` (a root call's keywords)."""
+    # SQLAlchemyModelFactory._generate keeps the root keywords for _get_or_create's retry.
+    if hasattr(factory_cls, "_original_params"):
+        factory_cls._original_params = extras
+    return CompiledFactory(factory_cls._meta, extras, strategy)
+
+
+class BuildStep:
+    """factory_boy's ``BuildStep``: one object's sequence, attributes, resolver and parent."""
+
+    def __init__(
+        self, builder: CompiledFactory, sequence: int, parent_step: BuildStep | None
+    ) -> None:
+        self.builder = builder
+        self.sequence = sequence
+        self.parent_step = parent_step
+        self.attributes: dict[str, Any] = {}
+        self.stub = Resolver(builder, self)
+
+    @property
+    def chain(self) -> tuple[Resolver, ...]:
+        parent = self.parent_step.chain if self.parent_step is not None else ()
+        return (self.stub, *parent)
+
+    def recurse(
+        self, factory_cls: Any, declarations: dict[str, Any], force_sequence: int | None = None
+    ) -> Any:
+        """Build a sub-object (a declaration's own recursion: Maybe, RelatedFactory, Dict...)."""
+        if not (isinstance(factory_cls, type) and issubclass(factory_cls, BaseFactory)):
+            raise errors.AssociatedClassError(
+                f"{self!r}: Attempting to recursing into a non-factory object {factory_cls!r}"
+            )
+        builder = CompiledFactory(factory_cls._meta, declarations, self.builder.strategy)
+        return builder.build(parent_step=self, force_sequence=force_sequence)
+
+
+class Resolver:
+    """factory_boy's ``Resolver``: fields computed on first read, cycles refused.
+
+    Names are mangled (``__values``) so no field of a factory can shadow them.
+    """
+
+    def __init__(self, builder: CompiledFactory, step: BuildStep) -> None:
+        self.__builder = builder
+        self.__step = step
+        self.__values: dict[str, Any] = {}
+        self.__pending: list[str] = []
+
+    @property
+    def factory_parent(self) -> Resolver | None:
+        parent = self.__step.parent_step
+        return parent.stub if parent is not None else None
+
+    def resolve(self, name: str) -> Any:
+        """The value of ``name`` for this object (computed once)."""
+        values = self.__values
+        if name in values:
+            return values[name]
+        fast = self.__builder.fast.get(name)
+        if fast is not None:
+            value = values[name] = fast(self.__step)
+            return value
+        if name in self.__pending:
+            raise errors.CyclicDefinitionError(
+                f"Cyclic lazy attribute definition for {name!r}; cycle found in {self.__pending!r}."
+            )
+        found = self.__builder.declarations.get(name)
+        if found is None:
+            raise AttributeError(
+                f"The parameter {name!r} is unknown. Evaluated attributes are {values!r}, "
+                f"definitions are {list(self.__builder.declarations)!r}."
+            )
+        value = found.declaration
+        if enums.get_builder_phase(value) == enums.BuilderPhase.ATTRIBUTE_RESOLUTION:
+            self.__pending.append(name)
+            try:
+                value = value.evaluate_pre(instance=self, step=self.__step, overrides=found.context)
+            finally:
+                self.__pending.pop()
+        values[name] = value
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_Resolver__"):  # not set up yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return self.resolve(name)
+
+    def __repr__(self) -> str:
+        return f"<Resolver for {self.__step!r}>"
+
+
+def _precompiled(declaration: Any, context: dict[str, Any], builder: CompiledFactory) -> Any:
+    """A direct evaluator for the common declarations, or None for the general path."""
+    if enums.get_builder_phase(declaration) is None:
+        return lambda step: declaration
+    if isinstance(declaration, SubFactory):
+        return _subfactory(declaration, context, builder.strategy)
+    if context:  # a context may hold declarations to unroll: factory_boy's own path does it
+        return None
+    if type(declaration) is Sequence:
+        function = declaration.function
+        return lambda step: function(int(step.sequence))
+    if type(declaration) is LazyFunction:
+        call = declaration.function
+        return lambda step: call()
+    if isinstance(declaration, factory.Faker):
+        draw = _faker_draw(declaration, builder.factory_meta)
+        return (lambda step: draw()) if draw is not None else None
+    return None
+
+
+def _subfactory(declaration: SubFactory, context: dict[str, Any], strategy: str) -> Evaluate:
+    """A SubFactory place: its keywords are parsed on first use, then reused for every object."""
+    # SubFactory passes its keyword defaults (private ``_defaults``) and the caller's context
+    # to the sub-factory as keywords, unevaluated (UNROLL_CONTEXT_BEFORE_EVALUATION is False).
+    extras = {**declaration._defaults, **context}
+    parsed: list[CompiledFactory] = []
+
+    def build(step: BuildStep) -> Any:
+        if not parsed:
+            parsed.append(CompiledFactory(declaration.get_factory()._meta, extras, strategy))
+        force = step.sequence if declaration.FORCE_SEQUENCE else None
+        return parsed[0].build(parent_step=step, force_sequence=force)
+
+    return build
+
+
+def _faker_draw(declaration: factory.Faker, factory_meta: Any) -> Callable[[], Any] | None:
+    """The bound Faker method a Faker declaration calls, when its arguments are plain values.
+
+    Mirrors ``factory.Faker.evaluate`` (and our unweighted variant): ``locale`` picks the Faker,
+    the other defaults are the provider's arguments. A multi-locale Faker picks a locale per
+    draw, so it keeps the general path.
+    """
+    arguments = dict(declaration._defaults)
+    if any(enums.get_builder_phase(v) is not None for v in arguments.values()):
+        return None
+    locale = arguments.pop("locale", None)
+    provider = declaration.provider
+    weighting = getattr(declaration, "weighting", True)
+    if isinstance(declaration, OurFaker) and weighting is None:
+        weighting = getattr(factory_meta, "faker_weighting", True)
+    if weighting is False:
+        method = unweighted_formatter(locale, provider)
+    else:
+        faker = factory.Faker._get_faker(locale)
+        if len(faker.locales) != 1:
+            return None
+        method = getattr(faker, provider)
+    if not arguments:
+        return method  # type: ignore[no-any-return]
+    return lambda: method(**arguments)
