@@ -152,3 +152,17 @@ def test_a_cycle_and_an_unknown_name_fail_as_in_factory_boy() -> None:
         compiled(
             Owner, enums.BUILD_STRATEGY, {"x": factory.LazyAttribute(lambda o: o.missing)}
         ).build()
+
+
+class ReadsBack(factory.Factory):
+    class Meta:
+        model = Thing
+
+    owner = factory.SubFactory(Owner, name=factory.SelfAttribute("..owner"))
+
+
+def test_a_sub_object_reading_its_own_place_back_is_a_cycle_as_in_factory_boy() -> None:
+    with pytest.raises(errors.CyclicDefinitionError):
+        ReadsBack.build()
+    with pytest.raises(errors.CyclicDefinitionError):
+        compiled(ReadsBack, enums.BUILD_STRATEGY, {}).build()

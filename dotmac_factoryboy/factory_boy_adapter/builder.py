@@ -142,27 +142,31 @@ class Resolver:
         values = self.__values
         if name in values:
             return values[name]
-        fast = self.__builder.fast.get(name)
-        if fast is not None:
-            value = values[name] = fast(self.__step)
-            return value
-        if name in self.__pending:
+        pending = self.__pending
+        if name in pending:
             raise errors.CyclicDefinitionError(
-                f"Cyclic lazy attribute definition for {name!r}; cycle found in {self.__pending!r}."
+                f"Cyclic lazy attribute definition for {name!r}; cycle found in {pending!r}."
             )
+        fast = self.__builder.fast.get(name)
         found = self.__builder.declarations.get(name)
-        if found is None:
+        if fast is None and found is None:
             raise AttributeError(
                 f"The parameter {name!r} is unknown. Evaluated attributes are {values!r}, "
                 f"definitions are {list(self.__builder.declarations)!r}."
             )
-        value = found.declaration
-        if enums.get_builder_phase(value) == enums.BuilderPhase.ATTRIBUTE_RESOLUTION:
-            self.__pending.append(name)
-            try:
-                value = value.evaluate_pre(instance=self, step=self.__step, overrides=found.context)
-            finally:
-                self.__pending.pop()
+        pending.append(name)  # a sub-object reading this field back (``..owner``) is a cycle
+        try:
+            if fast is not None:
+                value = fast(self.__step)
+            else:
+                assert found is not None
+                value = found.declaration
+                if enums.get_builder_phase(value) == enums.BuilderPhase.ATTRIBUTE_RESOLUTION:
+                    value = value.evaluate_pre(
+                        instance=self, step=self.__step, overrides=found.context
+                    )
+        finally:
+            pending.pop()
         values[name] = value
         return value
 
