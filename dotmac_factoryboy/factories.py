@@ -46,11 +46,17 @@ class BuildTree:
     tenant: TenantRef | None = None
     sessions: dict[Any, Session] = field(default_factory=dict)
 
+    @property
+    def makes_tenant(self) -> bool:
+        """Whether ``kwargs()`` makes a new tenant for this tree (each tree of a batch its own)."""
+        decision = self.plan.tenant
+        return decision is not None and decision.place is not None and self.tenant is None
+
     def kwargs(self) -> dict[str, Any]:
         """factory_boy keywords for this tree, making its new tenant first if it needs one."""
-        decision = self.plan.tenant
-        if decision is not None and decision.place is not None and self.tenant is None:
-            self.tenant = _make_tenant(self.plan, decision.place, self.strategy)
+        if self.makes_tenant:
+            assert self.plan.tenant is not None and self.plan.tenant.place is not None
+            self.tenant = _make_tenant(self.plan, self.plan.tenant.place, self.strategy)
         return self.plan.kwargs(self.tenant)
 
     def session(self, factory_cls: Any) -> Session:
@@ -292,10 +298,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
                     unit.index = index
                     each = replace(tree, tenant=tree.tenant)
                     with _entered(each):
-                        if builder is None or tree.tenant is None:  # else every tree is alike
-                            keywords = each.kwargs()
-                            if builder is None or keywords != builder.keywords:
-                                builder = compiled(cls, enums.CREATE_STRATEGY, keywords)
+                        if builder is None or tree.makes_tenant:  # else every tree is alike
+                            builder = compiled(cls, enums.CREATE_STRATEGY, each.kwargs())
                         made.append(builder.build())
                     if len(unit.pending) >= cls._meta.batch_chunk_size:
                         unit.write()

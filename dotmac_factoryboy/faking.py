@@ -15,7 +15,7 @@ from typing import Any
 import factory
 import faker
 
-from .factory_boy_adapter import option_of_step
+from .factory_boy_adapter import meta_of_step
 
 
 @dataclass
@@ -80,11 +80,14 @@ class Faker(factory.Faker):
         super().__init__(provider, **kwargs)  # type: ignore[no-untyped-call]
         self.weighting = weighting
 
+    def weighted(self, factory_meta: Any) -> bool:
+        """Whether this declaration draws weighted for a factory with options ``factory_meta``."""
+        if self.weighting is not None:
+            return self.weighting
+        return bool(getattr(factory_meta, "faker_weighting", True))
+
     def evaluate(self, instance: Any, step: Any, extra: dict[str, Any]) -> Any:
-        weighting = self.weighting
-        if weighting is None:
-            weighting = option_of_step(step, "faker_weighting", True)
-        if weighting:
+        if self.weighted(meta_of_step(step)):
             return super().evaluate(instance, step, extra)  # type: ignore[no-untyped-call]
         locale = extra.pop("locale")
         return unweighted_formatter(locale, self.provider)(**extra)

@@ -547,6 +547,8 @@ _COLLECTIONS = (list, tuple, set, frozenset)
 
 
 def _row_tenants(value: Any) -> list[TenantRef]:
+    if not _may_hold_rows(type(value)):
+        return []  # a plain value (str, int...) names no tenant: the common case, kept fast
     items = value if isinstance(value, _COLLECTIONS) else [value]
     found = (tenant_of(i) for i in items if _is_mapped(type(i)))
     return [t for t in found if t is not None]
@@ -595,10 +597,7 @@ def check_object(
     spec = spec_for(factory_cls)
     if spec is None:
         return kwargs
-    named = (spec.field, spec.relationship)
     for key, value in kwargs.items():
-        if key not in named and not _may_hold_rows(type(value)):
-            continue  # a plain value (str, int...) names no tenant: the common case, kept fast
         for ref in _tenants_named(spec, key, value):
             if not ref.same(tenant) and not _CROSS.get():
                 raise _conflict(factory_cls, (str(tenant), "the build tree"), (str(ref), key))

@@ -86,14 +86,13 @@ def reset_sequences(factories: Iterable[Any], start: int | None = None) -> None:
             factory_cls.reset_sequence(start)
 
 
-def option_of_step(step: Any, name: str, default: Any) -> Any:
-    """A Meta option of the factory a declaration is being evaluated for.
+def meta_of_step(step: Any) -> Any:
+    """The options (``_meta``) of the factory a declaration is being evaluated for, or None.
 
     A declaration's ``evaluate`` receives factory_boy's BuildStep, which reaches the factory's
     options only through the private ``builder.factory_meta``.
     """
-    meta = getattr(getattr(step, "builder", None), "factory_meta", None)
-    return getattr(meta, name, default)
+    return getattr(getattr(step, "builder", None), "factory_meta", None)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ class CompiledFactory:
     def __init__(self, factory_meta: Any, extras: dict[str, Any], strategy: str) -> None:
         self.factory_meta = factory_meta
         self.strategy = strategy
-        self.keywords = extras
         extras = dict(extras)
         self.init_sequence = extras.pop("__sequence", None)
         pre, post = parse_declarations(
@@ -227,10 +226,7 @@ def _faker_draw(declaration: factory.Faker, factory_meta: Any) -> Callable[[], A
         return None
     locale = arguments.pop("locale", None)
     provider = declaration.provider
-    weighting = getattr(declaration, "weighting", True)
-    if isinstance(declaration, OurFaker) and weighting is None:
-        weighting = getattr(factory_meta, "faker_weighting", True)
-    if weighting is False:
+    if isinstance(declaration, OurFaker) and not declaration.weighted(factory_meta):
         method = unweighted_formatter(locale, provider)
     else:
         faker = factory.Faker._get_faker(locale)
