@@ -44,6 +44,13 @@ def tests_lowest(session: nox.Session) -> None:
 
 
 @nox.session
+def factory_boy_suite(session: nox.Session) -> None:
+    """factory_boy's own test suite (from its sdist) with every factory a subclass of ours."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/factory_boy_suite/run.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and format."""
     session.install("ruff")

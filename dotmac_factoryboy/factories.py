@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 from .context import set_for_block
 from .customizations import Customization, LinkOnly, Routed
 from .errors import BatchError, BatchSizeError, ConfigurationError
+from .factory_boy_adapter import STOCK_BASES, overrides
 from .factory_boy_adapter.builder import CompiledFactory, compiled
 from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_of_work
 from .plan import CallPlan, plan_call
 from .registry import CleanupHandler, FactoryRegistry, registry
-from .session import session_for
+from .session import find_session, session_for
 from .tenancy import (
     TenantRef,
     check_object,
@@ -68,6 +69,7 @@ class BuildTree:
 
 
 _TREE: ContextVar[BuildTree | None] = ContextVar("dotmac_build_tree", default=None)
+_ROUTED: ContextVar[tuple[Routed, ...]] = ContextVar("dotmac_routed", default=())
 
 
 def current_tree() -> BuildTree | None:
@@ -180,17 +182,17 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     @classmethod
     def create(cls, *routed: Routed, **kwargs: Any) -> ModelT:
         """Create and persist one instance (and everything it needs)."""
-        return cls._run(enums.CREATE_STRATEGY, routed, kwargs)  # type: ignore[no-any-return]
+        return cls._call(enums.CREATE_STRATEGY, routed, kwargs)  # type: ignore[no-any-return]
 
     @classmethod
     def build(cls, *routed: Routed, **kwargs: Any) -> ModelT:
         """Build one instance without writing anything."""
-        return cls._run(enums.BUILD_STRATEGY, routed, kwargs)  # type: ignore[no-any-return]
+        return cls._call(enums.BUILD_STRATEGY, routed, kwargs)  # type: ignore[no-any-return]
 
     @classmethod
     def stub(cls, *routed: Routed, **kwargs: Any) -> Any:
         """A StubObject with the factory's attributes."""
-        return cls._run(enums.STUB_STRATEGY, routed, kwargs)
+        return cls._call(enums.STUB_STRATEGY, routed, kwargs)
 
     @classmethod
     def create_batch(
@@ -203,6 +205,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         """Create ``size`` (alias ``count``) instances: planned once, written in chunks of
         ``Meta.batch_chunk_size``, all or nothing."""
         number, routed = _batch_arguments(cls, size, count, routed)
+        if overrides(cls, "create", "_generate"):  # the user's own code runs per object
+            return [cls.create(*routed, **kwargs) for _ in range(number)]
         return cls._run_batch(number, routed, kwargs)  # type: ignore[no-any-return]
 
     @classmethod
@@ -230,9 +234,18 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     # -- factory_boy extension points -------------------------------------------------------
 
     @classmethod
+    def _call(cls, strategy: str, routed: tuple[Routed, ...], kwargs: dict[str, Any]) -> Any:
+        """Every public call goes through ``_generate``, as in factory_boy, so a subclass that
+        overrides it still sees each call; the positional customizations wait in a contextvar."""
+        with set_for_block(_ROUTED, routed):
+            return cls._generate(strategy, kwargs)
+
+    @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
         """factory_boy's root entry point; routed through the plan like every public call."""
-        return cls._run(strategy, (), params)
+        routed = _ROUTED.get()
+        _ROUTED.set(())  # taken: a nested call made before ours runs has none
+        return cls._run(strategy, routed, params)
 
     @classmethod
     def plan(cls, *routed: Routed, **kwargs: Any) -> CallPlan:
@@ -269,7 +282,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         if plan.strategy == enums.CREATE_STRATEGY:
             for node in plan.nodes():
                 if node.role == "build" and hasattr(node.factory._meta, "sqlalchemy_session"):
-                    tree.session(node.factory)
+                    _resolve_session(tree, node.factory)
         _decide_tenant(plan)
         if plan.tenant is not None:
             tree.tenant = plan.tenant.ref
@@ -352,6 +365,17 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         return instance
 
 
+def _resolve_session(tree: BuildTree, factory_cls: Any) -> None:
+    """Choose each factory's session before anything is built: a factory on our ``_create``
+    must have one; one whose own ``_create`` may never touch a session keeps any it has."""
+    if not overrides(factory_cls, "_create"):
+        tree.session(factory_cls)
+        return
+    found = find_session(factory_cls)
+    if found is not None:
+        tree.sessions[factory_cls] = found
+
+
 def _track(unit: UnitOfWork) -> None:
     """Track what a unit of work wrote, once all of it is in the database."""
     for saved in unit.written:
@@ -411,6 +435,9 @@ def _make_tenant(plan: CallPlan, path: tuple[str, ...], strategy: str) -> Tenant
     return tenant_ref(maker(**plan.kwargs(None, node)))
 
 
+STOCK_BASES.add(SQLAlchemyFactory)
+
+
 class TenantOptions(DotmacOptions):
     """Adds ``tenant_field``, ``tenant_relationship`` and ``tenant_factory``."""
 
@@ -451,6 +478,9 @@ class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMe
 
     class Meta:
         abstract = True
+
+
+STOCK_BASES.add(TenantIsolatedFactory)
 
 
 def _batch_arguments(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from factory import enums
-from factory.declarations import SKIP
+from factory.declarations import SKIP, Maybe
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper
 
@@ -32,8 +32,10 @@ from .errors import CustomizationError, FieldValueError, LinkOnlyError, UnknownF
 from .factory_boy_adapter import (
     SPLITTER,
     Target,
+    decider_name,
     describe,
     is_declaration,
+    overrides,
     shape_of,
     targets_of,
 )
@@ -66,6 +68,11 @@ class FieldValue:
         return f"{describe(self.value)} [{self.source}]"
 
 
+def _local(source: str) -> bool:
+    """Whether a value comes from the node's own defaults or traits (not from above)."""
+    return source == "default" or (source.startswith("trait ") and " at " not in source)
+
+
 def _emitted(source: str) -> bool:
     """Whether factory_boy must be told this value (it produces defaults itself)."""
     return source != "default" and not source.startswith("declaration")
@@ -82,6 +89,8 @@ class PlanNode:
     fields: dict[str, FieldValue] = field(default_factory=dict)
     flags: dict[str, FieldValue] = field(default_factory=dict)
     traits: list[str] = field(default_factory=list)
+    per_object: frozenset[str] = frozenset()
+    """Trait flags whose value is a declaration: factory_boy decides them for each object."""
     nested: dict[str, list[Layer]] = field(default_factory=dict)
     children: dict[str, PlanNode] = field(default_factory=dict)
     tenant: TenantSpec | None = None
@@ -155,10 +164,11 @@ def plan_call(
     if template is not None:
         return template.rebound(kwargs)
     plan = CallPlan(factory_cls, strategy, routed, kwargs)
-    if all(_addressed(plan.root, k) is not None for k in kwargs):
-        if len(_TEMPLATES) >= TEMPLATE_LIMIT:
-            _TEMPLATES.clear()
-        _TEMPLATES[key] = plan
+    if not all(_addressed(plan.root, k) is not None for k in kwargs):
+        return plan  # a key aims past the places (a Dict item, a post-generation extra)
+    if len(_TEMPLATES) >= TEMPLATE_LIMIT:
+        _TEMPLATES.clear()
+    _TEMPLATES[key] = plan
     return plan.rebound(kwargs)
 
 
@@ -264,7 +274,7 @@ class CallPlan:
 
         for rank, (source, values) in enumerate(node.layers):
             take(rank, source, values)
-        node.traits = _enabled_traits(node, shape.traits)  # needs the flags the inputs set
+        node.traits, node.per_object = _enabled_traits(node, shape.traits)  # needs the flags
         trait_layers: list[Layer] = [
             (
                 f"trait {name}",
@@ -283,7 +293,7 @@ class CallPlan:
         if len(node.path) >= MAX_DEPTH or node.factory in ancestors:
             return
         for name, value in node.fields.items():
-            targets = targets_of(value.value) if name not in node.provided else []
+            targets = _decided_targets(node, value.value) if name not in node.provided else []
             if targets:
                 self._add_child(node, name, targets[0], ancestors | {node.factory})
 
@@ -470,27 +480,30 @@ class CallPlan:
                     "that is set to the tree's tenant. Fix: customize the tenant place "
                     f"{self._tenant_label()} (customize(TenantModel, ...)) instead."
                 )
-            if name not in shape.known and name not in _attributes(node.model):
+            if name not in shape.known and not _accepts(node, name):
                 self._unknown(node, name)
 
     def _check_field(self, node: PlanNode, key: str, value: Any) -> None:
         shape = shape_of(node.factory)
+        attributes = _attributes(node.model)
+        if key in shape.known and (attributes is None or key not in attributes):
+            return  # a Param, trait, rename, exclude, post-generation name or ``__sequence``
         if not key or key.startswith(SPLITTER) or key.endswith(SPLITTER):
             raise UnknownFieldError(
                 f"{node.factory.__name__}: keyword {key!r}{self._at(node)} has an empty part "
                 f"around {SPLITTER!r}. Fix: name a field ({key.strip('_')!r}) or a field of a "
                 f"place ('place{SPLITTER}field')."
             )
-        attributes = _attributes(node.model)
-        if key in shape.post or (key in shape.known and key not in attributes):
-            return  # a Param, trait, rename or post-generation name: factory_boy's to judge
-        if key not in attributes:
+        if key in shape.post:
+            return  # a post-generation name: factory_boy's to judge
+        if not _accepts(node, key):
             self._unknown(node, key)
         _check_attribute_value(node, key, value, self._name + self._at(node))
 
     def _unknown(self, node: PlanNode, name: str) -> None:
         shape = shape_of(node.factory)
-        close = difflib.get_close_matches(name, sorted(shape.known | _attributes(node.model)), 3)
+        names = shape.known | (_attributes(node.model) or frozenset())
+        close = difflib.get_close_matches(name, sorted(names), 3)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownFieldError(
             f"{node.factory.__name__}: unknown field {name!r}{self._at(node)}.{hint} Fix: use a "
@@ -590,26 +603,58 @@ class CallPlan:
         return f"<CallPlan {self._name}.{self.strategy}>\n{body}{links}{tenant}"
 
 
-def _enabled_traits(node: PlanNode, traits: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Enabled traits, in the order the highest-ranked input enabled them.
+def _enabled_traits(
+    node: PlanNode, traits: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[str], frozenset[str]]:
+    """Enabled traits, in the order the highest-ranked input enabled them, and the flags that
+    are declarations (a LazyAttribute, an Iterator...), which factory_boy decides per object.
 
     A trait that enables another ranks its own fields above the pulled-in ones; a flag set by
     any input (even to False) is not overridden by a pull-in.
     """
     order: list[str] = []
+    per_object: set[str] = set()
 
     def enable(name: str) -> None:
         if name in order:
             return
         order.append(name)
         for key, value in traits[name].items():
-            if key in traits and value and key not in node.flags:
-                enable(key)
+            if key in traits and key not in node.flags:
+                if is_declaration(value):
+                    per_object.add(key)
+                elif value:
+                    enable(key)
 
     for name, value in node.flags.items():
-        if value.value and not is_declaration(value.value):
+        if is_declaration(value.value):
+            per_object.add(name)
+        elif value.value:
             enable(name)
-    return order
+    return order, frozenset(per_object)
+
+
+def _decided_targets(node: PlanNode, value: Any) -> list[Target]:
+    """What a declaration builds at ``node``; for a ``Maybe``, the branch its decider picks when
+    the plan knows the decider's value, else nothing (factory_boy decides per object)."""
+    if not isinstance(value, Maybe):
+        return targets_of(value)
+    name = decider_name(value)
+    if name is None:
+        return []
+    shape = shape_of(node.factory)
+    given = node.flags.get(name) or node.fields.get(name)
+    if given is not None:
+        decided = given.value
+    elif name in shape.params:
+        decided = shape.params[name]
+    elif name in shape.traits:
+        decided = False
+    else:
+        return []
+    if is_declaration(decided):
+        return []
+    return targets_of(value.yes if decided else value.no)
 
 
 def _declared_places(
@@ -665,22 +710,40 @@ def _inside_linked(root: str, where: str, keys: list[str], how: str) -> None:
     )
 
 
-_ATTRIBUTES: dict[type[Any], frozenset[str]] = {}
+_ATTRIBUTES: dict[Any, frozenset[str] | None] = {}
+
+HOOKS = ("_create", "_build", "_adjust_kwargs")
+"""Class methods that see a call's keywords: a factory overriding one may consume any name."""
 
 
-def _attributes(model: type[Any]) -> frozenset[str]:
-    """Names a model's constructor accepts: mapped attributes and plain attributes (cached)."""
-    found = _ATTRIBUTES.get(model)
-    if found is None:
-        found = _ATTRIBUTES[model] = _read_attributes(model)
-    return found
+def _accepts(node: PlanNode, name: str) -> bool:
+    """Whether the model (or the factory's own hooks) at ``node`` can take keyword ``name``."""
+    names = _attributes(node.model)
+    return names is None or name in names or overrides(node.factory, *HOOKS)
 
 
-def _read_attributes(model: type[Any]) -> frozenset[str]:
+def _attributes(model: Any) -> frozenset[str] | None:
+    """Names a model's constructor accepts (cached); ``None`` when it takes any name."""
+    if model not in _ATTRIBUTES:
+        _ATTRIBUTES[model] = _read_attributes(model)
+    return _ATTRIBUTES[model]
+
+
+def _read_attributes(model: Any) -> frozenset[str] | None:
+    """Mapped classes: their mapped and plain attributes. Other classes (dataclasses, dict...):
+    their constructor's parameters, or any name when it takes ``**kwargs`` or has no signature."""
+    plain = {n for n in dir(model) if not n.startswith("_")}
     mapper = sa_inspect(model, raiseerr=False)
-    names = set(mapper.all_orm_descriptors.keys()) if isinstance(mapper, Mapper) else set()
-    names |= {n for n in dir(model) if not n.startswith("_")}
-    return frozenset(names)
+    if isinstance(mapper, Mapper):
+        return frozenset({*mapper.all_orm_descriptors.keys(), *plain})
+    try:
+        parameters = pyinspect.signature(model).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    named = (pyinspect.Parameter.POSITIONAL_OR_KEYWORD, pyinspect.Parameter.KEYWORD_ONLY)
+    return frozenset({*plain, *(p.name for p in parameters if p.kind in named)})
 
 
 def _check_attribute_value(node: PlanNode, key: str, value: Any, where: str) -> None:
@@ -725,9 +788,15 @@ def _check_attribute_value(node: PlanNode, key: str, value: Any, where: str) -> 
 def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None:
     # A trait-touched field is always given explicitly: the plan already chose its value, and
     # factory_boy then skips evaluating the trait's Maybe for it on every object.
-    touched = shape_of(node.factory).trait_fields
+    # Fields a per-object trait flag touches are left to factory_boy's own per-object Maybe,
+    # unless the caller (or an ancestor) set them.
+    shape = shape_of(node.factory)
+    touched = shape.trait_fields
+    per_object = frozenset().union(*(shape.touched_by(t) for t in node.per_object))
     for name, value in (*node.fields.items(), *node.flags.items()):
         if name in node.children and node.children[name].role != "build":
+            continue
+        if name in per_object and _local(value.source):
             continue
         if _emitted(value.source) or (name in touched and value.source == "default"):
             out[prefix + name] = value.value

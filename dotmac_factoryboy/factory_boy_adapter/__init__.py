@@ -14,7 +14,7 @@ from typing import Any
 
 import factory
 from factory import enums
-from factory.declarations import Maybe, RelatedFactory, SubFactory, Trait
+from factory.declarations import Maybe, RelatedFactory, SelfAttribute, SubFactory, Trait
 
 SPLITTER: str = enums.SPLITTER
 """``"__"``: factory_boy's separator between a place and a field of it."""
@@ -66,7 +66,33 @@ def targets_of(value: Any) -> list[Target]:
         found = targets_of(value.yes) + targets_of(value.no)
     else:
         return []
-    return [t for t in found if getattr(t.factory._meta, "model", None) is not None]
+    # SubFactory(Model) (a model, not a factory) has no place: the build raises factory_boy's
+    # own AssociatedClassError when it recurses into it.
+    return [
+        t
+        for t in found
+        if is_factory(t.factory) and getattr(t.factory._meta, "model", None) is not None
+    ]
+
+
+STOCK_BASES: set[type] = {factory.base.BaseFactory, factory.base.Factory}
+"""Base classes whose hooks are the stock ones; ``factories`` adds ours."""
+
+
+def overrides(factory_cls: Any, *names: str) -> bool:
+    """Whether a user's class between ``factory_cls`` and the stock bases defines one of
+    ``names`` (``_create``, ``_generate``...): its own code then decides what happens."""
+    for klass in factory_cls.__mro__:
+        if klass in STOCK_BASES:
+            return False
+        if any(name in vars(klass) for name in names):
+            return True
+    return False
+
+
+def is_factory(value: Any) -> bool:
+    """True for a factory class (what SubFactory and friends may recurse into)."""
+    return isinstance(value, type) and issubclass(value, factory.base.BaseFactory)
 
 
 def owns_sequence(factory_cls: Any) -> bool:
@@ -105,6 +131,14 @@ class FactoryShape:
     post: frozenset[str]
     trait_fields: frozenset[str]
     """Own fields some trait overrides: factory_boy wraps each in a Maybe evaluated per object."""
+    params: Mapping[str, Any]
+    """Plain ``Params`` (not traits) and their declared values."""
+
+    def touched_by(self, trait: str) -> frozenset[str]:
+        """Own fields one trait overrides (not flags, not fields of places below)."""
+        return frozenset(
+            k for k in self.traits[trait] if k not in self.traits and SPLITTER not in k
+        )
 
 
 @cache
@@ -129,6 +163,7 @@ def shape_of(factory_cls: Any) -> FactoryShape:
             *meta.post_declarations,
             *params,
             *meta.rename,
+            *meta.exclude,
             "__sequence",
         }
     )
@@ -138,6 +173,17 @@ def shape_of(factory_cls: Any) -> FactoryShape:
         for key in overrides
         if key not in traits and SPLITTER not in key
     )
+    # factory_boy wraps each plain Param in a SimpleParameter holding it as ``value``.
+    plain = {n: p.value for n, p in params.items() if n not in traits and hasattr(p, "value")}
     return FactoryShape(
-        declarations, traits, known, frozenset(meta.post_declarations), trait_fields
+        declarations, traits, known, frozenset(meta.post_declarations), trait_fields, plain
     )
+
+
+def decider_name(maybe: Maybe) -> str | None:
+    """The own field a ``Maybe`` decides on (``Maybe("fancy", ...)``), else ``None``."""
+    decider = maybe.decider
+    name = getattr(decider, "attribute_name", None)
+    if type(decider) is SelfAttribute and decider.depth <= 1 and name and "." not in name:
+        return str(name)
+    return None

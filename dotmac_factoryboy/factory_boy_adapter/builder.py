@@ -16,17 +16,23 @@ declarations' ``_defaults``: factory_boy has no public hook for building from a 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import factory
+import faker
 from factory import enums, errors
-from factory.base import BaseFactory
 from factory.builder import DeclarationWithContext, parse_declarations
 from factory.declarations import LazyFunction, Sequence, SubFactory
 
 from ..faking import Faker as OurFaker
 from ..faking import unweighted_formatter
+from . import is_factory
+
+LOGGER = logging.getLogger("factory.generate")
+"""factory_boy's logger: while ``factory.debug()`` enables it, every declaration runs its own
+``evaluate`` (which logs) instead of a shortcut."""
 
 Evaluate = Callable[["BuildStep"], Any]
 """A precompiled field: its value for one object, given that object's build step."""
@@ -51,6 +57,8 @@ class CompiledFactory:
         self.declarations: dict[str, DeclarationWithContext] = {name: pre[name] for name in pre}
         self.post: list[tuple[str, DeclarationWithContext]] = [(n, post[n]) for n in post.sorted()]
         self.fast: dict[str, Evaluate] = {}
+        if LOGGER.isEnabledFor(logging.DEBUG):
+            return
         for name, found in self.declarations.items():
             fast = _precompiled(found.declaration, found.context, self)
             if fast is not None:
@@ -66,10 +74,10 @@ class CompiledFactory:
         else:
             sequence = meta.next_sequence()
         step = BuildStep(self, sequence, parent_step)
-        resolve = step.stub.resolve
+        stub = step.stub
         attributes = step.attributes
         for name in self.order:
-            attributes[name] = resolve(name)
+            attributes[name] = getattr(stub, name)  # as StepBuilder: a real attribute wins
         args, kwargs = meta.prepare_arguments(attributes)
         instance = meta.instantiate(step=step, args=args, kwargs=kwargs)
         results = {
@@ -80,6 +88,9 @@ class CompiledFactory:
         }
         meta.use_postgeneration_results(instance=instance, step=step, results=results)
         return instance
+
+    def __repr__(self) -> str:
+        return f"<StepBuilder({self.factory_meta!r}, strategy={self.strategy!r})>"
 
 
 def compiled(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> CompiledFactory:
@@ -102,6 +113,9 @@ class BuildStep:
         self.attributes: dict[str, Any] = {}
         self.stub = Resolver(builder, self)
 
+    def __repr__(self) -> str:
+        return f"<BuildStep for {self.builder!r}>"
+
     @property
     def chain(self) -> tuple[Resolver, ...]:
         parent = self.parent_step.chain if self.parent_step is not None else ()
@@ -111,18 +125,23 @@ class BuildStep:
         self, factory_cls: Any, declarations: dict[str, Any], force_sequence: int | None = None
     ) -> Any:
         """Build a sub-object (a declaration's own recursion: Maybe, RelatedFactory, Dict...)."""
-        if not (isinstance(factory_cls, type) and issubclass(factory_cls, BaseFactory)):
-            raise errors.AssociatedClassError(
-                f"{self!r}: Attempting to recursing into a non-factory object {factory_cls!r}"
-            )
+        _check_factory(self, factory_cls)
         builder = CompiledFactory(factory_cls._meta, declarations, self.builder.strategy)
         return builder.build(parent_step=self, force_sequence=force_sequence)
 
 
-class Resolver:
-    """factory_boy's ``Resolver``: fields computed on first read, cycles refused.
+def _check_factory(step: BuildStep, factory_cls: Any) -> None:
+    if not is_factory(factory_cls):
+        raise errors.AssociatedClassError(
+            f"{step!r}: Attempting to recursing into a non-factory object {factory_cls!r}"
+        )
 
-    Names are mangled (``__values``) so no field of a factory can shadow them.
+
+class Resolver:
+    """factory_boy's ``Resolver``: fields computed on first read, cycles refused, read-only.
+
+    Its only public name is ``factory_parent``, as in factory_boy; its own state is mangled
+    (``__values``) so no field of a factory can shadow it.
     """
 
     def __init__(self, builder: CompiledFactory, step: BuildStep) -> None:
@@ -130,14 +149,17 @@ class Resolver:
         self.__step = step
         self.__values: dict[str, Any] = {}
         self.__pending: list[str] = []
+        self.__initialized = True
 
     @property
     def factory_parent(self) -> Resolver | None:
         parent = self.__step.parent_step
         return parent.stub if parent is not None else None
 
-    def resolve(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:
         """The value of ``name`` for this object (computed once)."""
+        if name.startswith("_Resolver__"):  # not set up yet (copy, pickle): no recursion
+            raise AttributeError(name)
         values = self.__values
         if name in values:
             return values[name]
@@ -169,10 +191,10 @@ class Resolver:
         values[name] = value
         return value
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_Resolver__"):  # not set up yet (copy, pickle): no recursion
-            raise AttributeError(name)
-        return self.resolve(name)
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_Resolver__initialized"):
+            raise AttributeError("Setting of object attributes is not allowed")
+        super().__setattr__(name, value)
 
     def __repr__(self) -> str:
         return f"<Resolver for {self.__step!r}>"
@@ -182,7 +204,7 @@ def _precompiled(declaration: Any, context: dict[str, Any], builder: CompiledFac
     """A direct evaluator for the common declarations, or None for the general path."""
     if enums.get_builder_phase(declaration) is None:
         return lambda step: declaration
-    if isinstance(declaration, SubFactory):
+    if type(declaration) is SubFactory:  # a subclass may evaluate its own way
         return _subfactory(declaration, context, builder.strategy)
     if context:  # a context may hold declarations to unroll: factory_boy's own path does it
         return None
@@ -192,7 +214,7 @@ def _precompiled(declaration: Any, context: dict[str, Any], builder: CompiledFac
     if type(declaration) is LazyFunction:
         call = declaration.function
         return lambda step: call()
-    if isinstance(declaration, factory.Faker):
+    if type(declaration) in (factory.Faker, OurFaker):
         draw = _faker_draw(declaration, builder.factory_meta)
         return (lambda step: draw()) if draw is not None else None
     return None
@@ -207,7 +229,9 @@ def _subfactory(declaration: SubFactory, context: dict[str, Any], strategy: str)
 
     def build(step: BuildStep) -> Any:
         if not parsed:
-            parsed.append(CompiledFactory(declaration.get_factory()._meta, extras, strategy))
+            factory_cls = declaration.get_factory()
+            _check_factory(step, factory_cls)
+            parsed.append(CompiledFactory(factory_cls._meta, extras, strategy))
         force = step.sequence if declaration.FORCE_SEQUENCE else None
         return parsed[0].build(parent_step=step, force_sequence=force)
 
@@ -229,10 +253,11 @@ def _faker_draw(declaration: factory.Faker, factory_meta: Any) -> Callable[[], A
     if isinstance(declaration, OurFaker) and not declaration.weighted(factory_meta):
         method = unweighted_formatter(locale, provider)
     else:
-        faker = factory.Faker._get_faker(locale)
-        if len(faker.locales) != 1:
+        found = factory.Faker._get_faker(locale)
+        # Only a real single-locale Faker: a registry entry of another kind draws via format().
+        if type(found) is not faker.Faker or len(found.locales) != 1:
             return None
-        method = getattr(faker, provider)
+        method = getattr(found, provider)
     if not arguments:
         return method  # type: ignore[no-any-return]
     return lambda: method(**arguments)

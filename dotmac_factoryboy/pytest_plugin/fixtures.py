@@ -171,7 +171,14 @@ def _in_event_loop() -> bool:
 @pytest.fixture(autouse=True)
 def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     """Reseed factory_boy and Faker from (seed, node id), restart sequences, and restore every
-    factory-level tenant default afterwards, so no test leaks into another."""
+    factory-level tenant default afterwards, so no test leaks into another.
+
+    Only in a project that opted in (a factory of ours registered, or ``--factory-seed`` given):
+    merely installing the package leaves a plain factory_boy suite's own seeding alone.
+    """
+    if not registry.factories and request.config.getoption("factory_seed") is None:
+        yield
+        return
     seed = request.config.stash[SEED]
     factory.random.reseed_random(zlib.crc32(f"{seed}:{request.node.nodeid}".encode()))
     factories = list(registry.factories.values())
