@@ -248,8 +248,9 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         return cls._run(strategy, routed, params)
 
     @classmethod
-    def plan(cls, *routed: Routed, **kwargs: Any) -> CallPlan:
-        """The validated plan of ``cls(*routed, **kwargs)``, without building or writing anything.
+    def explain(cls, *routed: Routed, **kwargs: Any) -> CallPlan:
+        """The validated plan of ``cls(*routed, **kwargs)``, without building or writing anything
+        (named after SQL's EXPLAIN: a verb no model field is likely to shadow).
 
         Lists every place (path, model, factory), each field's winning value and where it came
         from, the linked rows and the tree's tenant.
@@ -416,7 +417,7 @@ def _batch_error(factory_cls: Any, number: int, index: int | None, exc: DBAPIErr
 
 
 def plan_for(factory_cls: Any, *routed: Routed, **kwargs: Any) -> CallPlan:
-    """``factory_cls.plan(...)``, for factories that declare a field named ``plan`` themselves."""
+    """``factory_cls.explain(...)``, for factories that declare a field named ``explain``."""
     plan = plan_call(factory_cls, factory_cls._meta.strategy, routed, kwargs)
     _decide_tenant(plan)
     return plan

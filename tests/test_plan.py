@@ -150,7 +150,7 @@ def test_the_trees_tenant_is_a_place_that_can_be_customized(session: Session) ->
     session.expire_all()
     assert task.tenant.name == "Acme"
     assert task.project.org.name == "Acme" and count(session, Organization) == 1
-    plan = TaskFactory.plan(customize(Organization, name="Beta"))
+    plan = TaskFactory.explain(customize(Organization, name="Beta"))
     assert plan.place("tenant").role == "tenant"
     assert plan.place("tenant").fields["name"].value == "Beta"
 
@@ -268,7 +268,7 @@ def test_binding_an_async_session_is_refused(engine: Engine) -> None:
 def test_plan_lists_places_winning_values_sources_and_the_tenant(
     session: Session, unchanged: None
 ) -> None:
-    plan = TaskFactory.plan(project__guest_lead=True, title="T")
+    plan = TaskFactory.explain(project__guest_lead=True, title="T")
     paths = [p.path for p in plan.places]
     assert paths[0] == "<root>"
     assert {"project", "reporter", "tenant", "project.lead"} <= set(paths)
@@ -280,7 +280,7 @@ def test_plan_lists_places_winning_values_sources_and_the_tenant(
     assert plan.place("reporter.org").role == "pinned"
     assert "a new tenant built at 'tenant'" in repr(plan)
     project = ProjectFactory.create()
-    linked = TaskFactory.plan(LinkOnly(project))
+    linked = TaskFactory.explain(LinkOnly(project))
     assert [(link.path, link.instance) for link in linked.links] == [("project", project)]
     assert linked.tenant is not None and linked.tenant.ref is not None
     assert linked.tenant.ref.id == project.org_id
@@ -307,7 +307,7 @@ def test_calls_of_one_shape_reuse_the_walk_but_not_the_values(session: Session) 
 
 
 def test_a_bare_foreign_key_tenant_column_gets_a_tenant_place(session: Session) -> None:
-    plan = DepotFactory.plan()
+    plan = DepotFactory.explain()
     assert plan.place("region_uid").role == "tenant"
     depots = DepotFactory.create_batch(2)
     assert all(session.get(Region, d.region_uid) is not None for d in depots)
@@ -329,3 +329,13 @@ def test_a_tenant_context_of_another_tenant_model_is_refused_before_any_insert(
     assert "Organization" in str(info.value) and "Region" in str(info.value)
     assert "region_uid" in str(info.value)
     assert table_counts(session) == before
+
+
+def test_explain_is_reachable_on_a_factory_with_a_field_named_plan(session: Session) -> None:
+    from dotmac_factoryboy.isp.factories import CustomerFactory, ServiceFactory
+
+    customer = CustomerFactory.create()
+    plan = ServiceFactory.explain(LinkOnly(customer))
+    assert [link.instance for link in plan.links] == [customer]
+    assert plan.place("<root>").fields["plan"].value == "Home 100"
+    assert ServiceFactory.create(LinkOnly(customer)).plan == "Home 100"

@@ -100,7 +100,7 @@ class ServiceFactory(TenantIsolatedFactory[Service]):
     customer = factory.SubFactory(CustomerFactory)
     service_id = factory.Sequence(lambda n: f"SRV-{n + 1:06d}")
     service_type = "internet"
-    plan = "Home 100"  # type: ignore[assignment]  # shadows Factory.plan: use plan_for()
+    plan = "Home 100"
     bandwidth_mbps = 100
     monthly_price = Decimal("49.99")
     status = "active"
