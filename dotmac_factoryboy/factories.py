@@ -24,15 +24,9 @@ from .factory_boy_adapter.builder import CompiledFactory, compiled
 from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_of_work
 from .plan import CallPlan, plan_call
 from .registry import CleanupHandler, FactoryRegistry, registry
+from .scoping import TenantRef, remember_tenant_factory, tenant_ref
 from .session import find_session, session_for
-from .tenancy import (
-    TenantRef,
-    check_object,
-    decide,
-    remember_tenant_factory,
-    tenant_ref,
-    validated_tenant,
-)
+from .tenancy import check_object, decide, validated_tenant
 
 ModelT = TypeVar("ModelT")
 

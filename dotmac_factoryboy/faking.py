@@ -9,6 +9,7 @@ declaration with ``Faker("name", weighting=False)``; ``factory.Faker`` is never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ import factory
 import faker
 
 from .factory_boy_adapter import meta_of_step
+from .factory_boy_adapter.builder import faker_draw
 
 
 @dataclass
@@ -85,6 +87,12 @@ class Faker(factory.Faker):
         if self.weighting is not None:
             return self.weighting
         return bool(getattr(factory_meta, "faker_weighting", True))
+
+    def shortcut(self, factory_meta: Any) -> Callable[[], Any] | None:
+        """The builder's direct draw for this declaration (its class exactly), if it has one."""
+        if self.weighted(factory_meta):
+            return faker_draw(self)
+        return faker_draw(self, unweighted_formatter)
 
     def evaluate(self, instance: Any, step: Any, extra: dict[str, Any]) -> Any:
         if self.weighted(meta_of_step(step)):

@@ -23,7 +23,7 @@ from .factory_boy_adapter import SPLITTER, is_declaration, shape_of
 from .plan import plan_call
 from .registry import FactoryRegistry
 from .registry import registry as default_registry
-from .session import actual, check_sync
+from .session import actual, bound_session, check_sync
 
 __all__ = ["LintFailure", "LintFinding", "LintReport", "lint"]
 
@@ -82,7 +82,7 @@ def lint(
     afterwards. With ``traits``, each trait alone and each pair of traits is created too.
     """
     registry = registry if registry is not None else default_registry
-    session = session if session is not None else registry.bound_session
+    session = session if session is not None else bound_session(registry)
     if session is None:
         raise ConfigurationError(
             "lint(): no session. Fix: pass session=..., or call it inside registry.bound(session)."

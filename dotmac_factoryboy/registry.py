@@ -7,20 +7,22 @@ import difflib
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import inspect as sa_inspect
+
 from .cleanup import BlockedRow, CleanupReport, delete_instances
 from .context import set_for_block
 from .errors import CleanupError, ConfigurationError, FactoryNotFoundError, RelationshipError
-from .relationships import RelationshipDefinition, validate_definition
-from .session import check_sync
+from .relationships import RELATIONSHIP_TYPES, RelationshipDefinition
+from .session import DEFAULT_BINDING, Binding
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import Session, scoped_session
 
 FactoryClass = Any
 """A factory class (typed loosely: the registry never builds anything itself)."""
@@ -55,16 +57,12 @@ class TrackingScope:
 class FactoryRegistry:
     """Finds factories, binds a session for them, tracks what they create and cleans it up."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, binding: Binding | None = None) -> None:
         self._factories: dict[str, FactoryClass] = {}
         self._root = TrackingScope()
         self._scope: ContextVar[TrackingScope] = ContextVar(f"dotmac_scope_{id(self)}")
-        self._session: ContextVar[Session | None] = ContextVar(
-            f"dotmac_session_{id(self)}", default=None
-        )
-        self._provider: ContextVar[Callable[[], object] | None] = ContextVar(
-            f"dotmac_provider_{id(self)}", default=None
-        )
+        self.binding = binding or Binding(str(id(self)))
+        """Where this registry's bound session lives (``session`` chooses sessions from it)."""
         self._relationships: dict[str, RelationshipDefinition] = {}
 
     # -- factories --------------------------------------------------------------------------
@@ -165,33 +163,23 @@ class FactoryRegistry:
     # -- session binding --------------------------------------------------------------------
 
     @property
-    def bound_session(self) -> Session | None:
+    def bound_session(self) -> Session | scoped_session[Session] | None:
         """The session bound in the current context; if none, the one a lazy provider binds."""
-        session = self._session.get()
-        provider = self._provider.get()
-        if session is None and provider is not None:
-            with set_for_block(self._provider, None):  # asked once, never re-entered
-                provider()
-            session = self._session.get()
-        return session
+        return self.binding.session
 
-    @contextmanager
-    def bound_lazily(self, provider: Callable[[], object]) -> Iterator[None]:
+    def bound_lazily(self, provider: Callable[[], object]) -> AbstractContextManager[None]:
         """Call ``provider`` (which must bind a session) the first time a factory needs one in
         the block: the pytest plugin binds a test's session only when the test uses a factory."""
-        with set_for_block(self._provider, provider):
-            yield
+        return self.binding.bound_lazily(provider)
 
     def bind(self, session: Session | None) -> None:
         """Supply ``session`` to every factory of this registry that sets none (this context only)."""
-        check_sync(session, "registry.bind()")
-        self._session.set(session)
+        self.binding.bind(session)
 
     @contextmanager
     def bound(self, session: Session) -> Iterator[Session]:
         """Bind ``session`` for the duration of the block."""
-        check_sync(session, "registry.bound()")
-        with set_for_block(self._session, session):
+        with self.binding.bound(session):
             yield session
 
     # -- tracking ---------------------------------------------------------------------------
@@ -317,6 +305,42 @@ class FactoryRegistry:
         return report
 
 
+def validate_definition(definition: RelationshipDefinition, registry: FactoryRegistry) -> None:
+    """Raise ``RelationshipError`` unless the definition is new and fits the factories."""
+    if definition.name in registry.relationships:
+        raise RelationshipError(
+            f"Relationship {definition.name!r} is already registered. Fix: choose another name."
+        )
+    check_definition_shape(definition, registry)
+
+
+def check_definition_shape(definition: RelationshipDefinition, registry: FactoryRegistry) -> None:
+    """Raise ``RelationshipError`` unless type, factories and foreign key fit the registry."""
+    label = f"Relationship {definition.name!r}"
+    if definition.relationship_type not in RELATIONSHIP_TYPES:
+        raise RelationshipError(
+            f"{label}: relationship_type {definition.relationship_type!r} is not one of "
+            f"{', '.join(RELATIONSHIP_TYPES)}."
+        )
+    names = registry.names()
+    for role in ("source_factory", "target_factory"):
+        wanted = getattr(definition, role)
+        if wanted not in registry.factories:
+            raise RelationshipError(
+                f"{label}: {role} {wanted!r} is not registered (registered: {', '.join(names)}). "
+                "Fix: define or register that factory first."
+            )
+    source = registry.get_factory(definition.source_factory)._meta.model
+    target = registry.get_factory(definition.target_factory)._meta.model
+    owner = source if definition.relationship_type == "many_to_many" else target
+    if definition.foreign_key not in sa_inspect(owner).attrs:
+        raise RelationshipError(
+            f"{label}: foreign_key {definition.foreign_key!r} is not a column or relationship of "
+            f"{owner.__name__}, where a {definition.relationship_type} key must live. Fix: use one "
+            f"of {', '.join(sorted(sa_inspect(owner).attrs.keys()))}."
+        )
+
+
 def _where(factory_cls: FactoryClass) -> str:
     return f"{factory_cls.__module__}.{factory_cls.__qualname__}"
 
@@ -345,5 +369,5 @@ def _cleanup_message(blocked: list[BlockedRow], errors: list[BaseException]) -> 
     return "\n".join(lines)
 
 
-registry = FactoryRegistry()
+registry = FactoryRegistry(binding=DEFAULT_BINDING)
 """The default registry every factory registers in unless its ``Meta.registry`` says otherwise."""

@@ -1,16 +1,12 @@
-"""Relationship definitions: named links between registered factories, checked on registration."""
+"""Relationship definitions (named links between registered factories, checked by the registry
+that registers them) and the relationship a foreign-key column belongs to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import inspect as sa_inspect
-
-from .errors import RelationshipError
-
-if TYPE_CHECKING:
-    from .registry import FactoryRegistry
 
 RelationshipType = Literal["one_to_one", "one_to_many", "many_to_many"]
 RELATIONSHIP_TYPES: tuple[str, ...] = ("one_to_one", "one_to_many", "many_to_many")
@@ -31,42 +27,6 @@ class RelationshipDefinition:
     relationship_type: RelationshipType
     foreign_key: str
     back_reference: str | None = None
-
-
-def validate_definition(definition: RelationshipDefinition, registry: FactoryRegistry) -> None:
-    """Raise ``RelationshipError`` unless the definition is new and fits the factories."""
-    if definition.name in registry.relationships:
-        raise RelationshipError(
-            f"Relationship {definition.name!r} is already registered. Fix: choose another name."
-        )
-    check_definition_shape(definition, registry)
-
-
-def check_definition_shape(definition: RelationshipDefinition, registry: FactoryRegistry) -> None:
-    """Raise ``RelationshipError`` unless type, factories and foreign key fit the registry."""
-    label = f"Relationship {definition.name!r}"
-    if definition.relationship_type not in RELATIONSHIP_TYPES:
-        raise RelationshipError(
-            f"{label}: relationship_type {definition.relationship_type!r} is not one of "
-            f"{', '.join(RELATIONSHIP_TYPES)}."
-        )
-    names = registry.names()
-    for role in ("source_factory", "target_factory"):
-        wanted = getattr(definition, role)
-        if wanted not in registry.factories:
-            raise RelationshipError(
-                f"{label}: {role} {wanted!r} is not registered (registered: {', '.join(names)}). "
-                "Fix: define or register that factory first."
-            )
-    source = registry.get_factory(definition.source_factory)._meta.model
-    target = registry.get_factory(definition.target_factory)._meta.model
-    owner = source if definition.relationship_type == "many_to_many" else target
-    if definition.foreign_key not in sa_inspect(owner).attrs:
-        raise RelationshipError(
-            f"{label}: foreign_key {definition.foreign_key!r} is not a column or relationship of "
-            f"{owner.__name__}, where a {definition.relationship_type} key must live. Fix: use one "
-            f"of {', '.join(sorted(sa_inspect(owner).attrs.keys()))}."
-        )
 
 
 _MANY_TO_ONE: dict[tuple[type[Any], str], str | None] = {}

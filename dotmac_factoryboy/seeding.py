@@ -23,8 +23,9 @@ from .engines import engine_for, safe_url
 from .errors import SeedError, SeedFailedError, SeedRefusedError, first_line
 from .factories import registry_of
 from .factory_boy_adapter import reset_sequences, shape_of, targets_of
+from .scoping import is_tenant_model, spec_for
 from .targets import factories_in, load_module, metadata_for
-from .tenancy import is_tenant_model, spec_for, tenant_context
+from .tenancy import tenant_context
 
 __all__ = [
     "SEQUENCE_STRIDE",

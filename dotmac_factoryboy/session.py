@@ -6,10 +6,14 @@ rows through the same session whatever asked.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy.orm import Session, scoped_session
 
+from .context import set_for_block
 from .errors import ConfigurationError
 
 
@@ -45,10 +49,56 @@ def find_session(factory_cls: Any) -> Session | None:
     registry: Any = getattr(meta, "registry", False)
     if registry is False:  # a plain factory_boy factory: no registry to ask
         return None
-    from .registry import registry as default_registry
-
-    bound = (registry or default_registry).bound_session
+    bound = (registry.binding if registry is not None else DEFAULT_BINDING).session
     return None if bound is None else actual(bound)
+
+
+class Binding:
+    """The session bound for a registry's factories in the current context (thread, task), and
+    the lazy provider that binds one on first use (the pytest plugin's)."""
+
+    def __init__(self, name: str) -> None:
+        self._session: ContextVar[Session | scoped_session[Session] | None] = ContextVar(
+            f"dotmac_session_{name}", default=None
+        )
+        self._provider: ContextVar[Callable[[], object] | None] = ContextVar(
+            f"dotmac_provider_{name}", default=None
+        )
+
+    @property
+    def session(self) -> Session | scoped_session[Session] | None:
+        """The bound session; if none, the one a lazy provider binds (asked once)."""
+        session = self._session.get()
+        provider = self._provider.get()
+        if session is None and provider is not None:
+            with set_for_block(self._provider, None):  # asked once, never re-entered
+                provider()
+            session = self._session.get()
+        return session
+
+    def bind(self, session: Session | scoped_session[Session] | None) -> None:
+        """Bind ``session`` in this context."""
+        check_sync(session, "registry.bind()")
+        self._session.set(session)
+
+    @contextmanager
+    def bound(
+        self, session: Session | scoped_session[Session]
+    ) -> Iterator[Session | scoped_session[Session]]:
+        """Bind ``session`` for the duration of the block."""
+        check_sync(session, "registry.bound()")
+        with set_for_block(self._session, session):
+            yield session
+
+    @contextmanager
+    def bound_lazily(self, provider: Callable[[], object]) -> Iterator[None]:
+        """Call ``provider`` (which must bind a session) the first time one is needed."""
+        with set_for_block(self._provider, provider):
+            yield
+
+
+DEFAULT_BINDING = Binding("default")
+"""The default registry's binding (factories whose Meta names no registry use it)."""
 
 
 def session_for(factory_cls: Any) -> Session:

@@ -1,257 +1,48 @@
-"""Tenant-correct build trees: one tenant decision per call, made from the plan, for every root.
+"""Tenant-correct build trees: one tenant decision per call, made from the finished plan, for
+every root.
 
 Hard sources decide first (tenant keywords at any depth, linked or passed-in rows, foreign-key
 ids, read through each row's own model's tenant field); then the ambient order: the factory-level
 default, the enclosing build, ``tenant_context``, and finally one new tenant for the whole tree,
 built at the plan's tenant place. The per-object hook only injects that tenant and checks values
-computed during the build.
+computed during the build. Which rows are scoped, and how, is ``scoping``'s.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect as pyinspect
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from factory import enums
 from factory.declarations import SKIP
-from sqlalchemy import Column
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper
 
 from .context import set_for_block
 from .customizations import format_path
 from .errors import ConfigurationError, TenantContextError, TenantIsolationError
-from .factory_boy_adapter import is_declaration, targets_of
+from .factory_boy_adapter import is_declaration
+from .plan import CallPlan, PlanNode
 from .relationships import relationship_for_column
+from .scoping import (
+    TenantDecision,
+    TenantRef,
+    TenantSpec,
+    injected,
+    is_tenant_model,
+    spec_for,
+    spec_for_model,
+    tenant_models,
+    tenant_of,
+    tenant_ref,
+)
 from .session import find_session
 
-if TYPE_CHECKING:
-    from .plan import CallPlan, PlanNode
-
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class TenantRef:
-    """A tenant, known by id, by (possibly unsaved) instance, or both."""
-
-    id: Any
-    instance: Any = None
-
-    def same(self, other: TenantRef) -> bool:
-        """True when both refer to the same tenant."""
-        if self.id is not None and other.id is not None:
-            return bool(self.id == other.id)
-        return self.instance is not None and self.instance is other.instance
-
-    def __str__(self) -> str:
-        return f"tenant {self.id!r}" if self.id is not None else f"unsaved tenant {self.instance!r}"
-
-
-def tenant_ref(tenant_or_id: Any) -> TenantRef:
-    """Wrap a tenant instance or a tenant id."""
-    state = sa_inspect(tenant_or_id, raiseerr=False)
-    if state is None or not hasattr(state, "mapper"):
-        return TenantRef(tenant_or_id)
-    identity = state.identity
-    key = identity[0] if identity is not None and len(identity) == 1 else identity
-    return TenantRef(key, tenant_or_id)
-
-
-# -- which models are tenant-scoped ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TenantSpec:
-    """How a model points at its tenant: the column, the relationship, the tenant model."""
-
-    field: str
-    relationship: str | None
-    tenant_model: type[Any] | None
-    tenant_factory: Any = None
-
-    def coerce(self, value: Any) -> Any:
-        """``value`` as the tenant key's Python type (a str UUID becomes a UUID)."""
-        column = _key_column(self.tenant_model)
-        return coerce_key(column, value) if column is not None else value
-
-
-def coerce_key(column: Column[Any], value: Any) -> Any:
-    """Coerce an id through a column's Python type, so ``"5"`` and ``5`` compare equal."""
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        return value
-    if value is None or isinstance(value, python_type):
-        return value
-    if python_type is uuid.UUID or (python_type is int and isinstance(value, str)):
-        try:
-            return python_type(str(value))
-        except ValueError:
-            return value
-    return value
-
-
-_KEY_COLUMNS: dict[type[Any] | None, Column[Any] | None] = {}
-
-
-def _key_column(model: type[Any] | None) -> Column[Any] | None:
-    """The single-column primary key of ``model`` (cached: read for every row a tree builds)."""
-    if model not in _KEY_COLUMNS:
-        _KEY_COLUMNS[model] = _read_key_column(model)
-    return _KEY_COLUMNS[model]
-
-
-def _read_key_column(model: type[Any] | None) -> Column[Any] | None:
-    mapper = sa_inspect(model, raiseerr=False) if model is not None else None
-    if not isinstance(mapper, Mapper) or len(mapper.primary_key) != 1:
-        return None
-    column: Column[Any] = mapper.primary_key[0]  # type: ignore[assignment]  # mapped PK is a Column
-    return column
-
-
-_TENANT_FACTORIES: dict[type[Any], Any] = {}
-"""The first tenant factory (TenantIsolatedFactory subclass) defined for each model."""
-
-
-def remember_tenant_factory(factory_cls: Any) -> None:
-    """Called by TenantIsolatedFactory's metaclass for each concrete subclass."""
-    _TENANT_FACTORIES.setdefault(factory_cls._meta.model, factory_cls)
-
-
-_DECLARED: dict[Any, TenantSpec | None] = {}
-
-
-def declared_spec(factory_cls: Any) -> TenantSpec | None:
-    """The spec a tenant factory's Meta declares, if its model has that column (cached)."""
-    if factory_cls not in _DECLARED:
-        _DECLARED[factory_cls] = _read_declared_spec(factory_cls)
-    return _DECLARED[factory_cls]
-
-
-def _read_declared_spec(factory_cls: Any) -> TenantSpec | None:
-    meta = factory_cls._meta
-    field = getattr(meta, "tenant_field", None)
-    mapper = sa_inspect(getattr(meta, "model", None), raiseerr=False)
-    if field is None or not isinstance(mapper, Mapper) or field not in mapper.columns:
-        return None
-    relation = meta.tenant_relationship or relationship_for_column(meta.model, field)
-    tenant_model = None
-    if relation is not None and relation != field:
-        tenant_model = mapper.relationships[relation].mapper.class_
-    elif meta.tenant_factory is not None:
-        tenant_model = meta.tenant_factory._meta.model
-    else:
-        tenant_model = _referenced_model(mapper, field)
-    return TenantSpec(field, relation, tenant_model, meta.tenant_factory)
-
-
-def _referenced_model(mapper: Mapper[Any], field: str) -> type[Any] | None:
-    """The mapped class a tenant column's one foreign key points at (no relationship needed)."""
-    keys = list(mapper.columns[field].foreign_keys)
-    if len(keys) != 1:
-        return None
-    table = keys[0].column.table
-    found = [m.class_ for m in mapper.registry.mappers if m.local_table is table]
-    return found[0] if len(found) == 1 else None
-
-
-_TENANT_MODELS: dict[int, frozenset[type[Any]]] = {}
-
-
-def _tenant_models() -> frozenset[type[Any]]:
-    """Models some tenant factory points at as its tenant (cached per factory count)."""
-    generation = len(_TENANT_FACTORIES)
-    if generation not in _TENANT_MODELS:
-        specs = (declared_spec(f) for f in list(_TENANT_FACTORIES.values()))
-        _TENANT_MODELS[generation] = frozenset(
-            s.tenant_model for s in specs if s is not None and s.tenant_model is not None
-        )
-    return _TENANT_MODELS[generation]
-
-
-_SPECS: dict[tuple[type[Any], int], TenantSpec | None] = {}
-
-
-def spec_for_model(model: type[Any]) -> TenantSpec | None:
-    """How rows of ``model`` name their tenant (``None`` for models that are not scoped).
-
-    Cached per model and per number of tenant factories defined so far.
-    """
-    key = (model, len(_TENANT_FACTORIES))
-    if key not in _SPECS:
-        _SPECS[key] = _read_spec(model)
-    return _SPECS[key]
-
-
-def _read_spec(model: type[Any]) -> TenantSpec | None:
-    """A model's tenant spec: from a tenant factory for it, else its one link to a tenant model."""
-    declared = _TENANT_FACTORIES.get(model)
-    spec = declared_spec(declared) if declared is not None else None
-    if spec is not None:
-        return spec
-    mapper = sa_inspect(model, raiseerr=False)
-    if not isinstance(mapper, Mapper):
-        return None
-    tenant_models = _tenant_models()
-    links = [
-        r
-        for r in mapper.relationships
-        if r.direction.name == "MANYTOONE" and r.mapper.class_ in tenant_models
-    ]
-    if len(links) != 1 or len(links[0].local_columns) != 1:
-        return None
-    column = next(iter(links[0].local_columns))
-    return TenantSpec(str(column.key), str(links[0].key), links[0].mapper.class_)
-
-
-def spec_for(factory_cls: Any) -> TenantSpec | None:
-    """How the rows ``factory_cls`` builds name their tenant (its own Meta first)."""
-    return declared_spec(factory_cls) or spec_for_model(factory_cls._meta.model)
-
-
-def is_tenant_model(model: type[Any]) -> bool:
-    """True for a model some tenant-scoped factory points at as its tenant."""
-    return model in _tenant_models()
-
-
-def tenant_of(instance: Any) -> TenantRef | None:
-    """The tenant a mapped instance belongs to, read through its own model's tenant field."""
-    state = sa_inspect(instance, raiseerr=False)
-    if state is None or not hasattr(state, "mapper"):
-        return None
-    spec = spec_for_model(type(instance))
-    if spec is None:
-        return None
-    value = _peek(state, instance, spec.field)
-    if value is not None:
-        return TenantRef(spec.coerce(value))
-    owner = _peek(state, instance, spec.relationship) if spec.relationship else None
-    return tenant_ref(owner) if owner is not None else None
-
-
-def _peek(state: Any, instance: Any, key: str) -> Any:
-    """An attribute's value without writing a pending row (a row in the database may load)."""
-    if key in state.dict or state.key is None:
-        return state.dict.get(key)
-    return getattr(instance, key)
-
-
-def tenant_id_of(instance: Any) -> Any:
-    """The tenant id a row belongs to, or its own id for a tenant row; ``None`` if neither."""
-    ref = tenant_of(instance)
-    if ref is not None:
-        return ref.id
-    if is_tenant_model(type(instance)):
-        return tenant_ref(instance).id
-    return None
-
 
 # -- the ambient tenant -------------------------------------------------------------------------
 
@@ -270,7 +61,7 @@ def validated_tenant(tenant_or_id: Any, where: str) -> TenantRef:
         raise TenantContextError(f"{where} got {tenant_or_id!r}. Fix: pass a tenant or its id.")
     state = sa_inspect(tenant_or_id, raiseerr=False)
     if state is not None and hasattr(state, "mapper") and not is_tenant_model(state.class_):
-        known = ", ".join(sorted(m.__name__ for m in _tenant_models())) or "none defined yet"
+        known = ", ".join(sorted(m.__name__ for m in tenant_models())) or "none defined yet"
         raise TenantContextError(
             f"{where} got a {type(tenant_or_id).__name__} row, which is not a tenant model "
             f"(tenant models: {known}). Fix: pass the tenant itself, or its id."
@@ -324,116 +115,7 @@ def allow_cross_tenant() -> AbstractContextManager[None]:
     return set_for_block(_CROSS, True)
 
 
-# -- the plan's tenant places -----------------------------------------------------------------
-
-
-def place_tenant(plan: CallPlan, root: PlanNode) -> None:
-    """Mark each node's tenant spec, pin tenant places to the tree's tenant, add the tenant place.
-
-    The tenant place sits at the tenant relationship (else the tenant column) of the shallowest
-    tenant-scoped place; every other place that would build a tenant for a scoped row is pinned
-    to the tree's tenant.
-    """
-    queue, scoped = [root], []
-    while queue:
-        node = queue.pop(0)
-        node.tenant = spec_for(node.factory)
-        if node.tenant is not None:
-            scoped.append(node)
-        queue.extend(node.children.values())
-    if not scoped:
-        return
-    for node in scoped:
-        relation = node.tenant.relationship if node.tenant is not None else None
-        child = node.children.get(relation or "")
-        if child is not None:
-            _pin(child)
-    first = scoped[0]
-    spec = first.tenant
-    assert spec is not None
-    # At the relationship when the model has one, else at the tenant column itself (a bare
-    # ForeignKey): either way the new tenant's key lands in that column.
-    name = spec.relationship or (spec.field if spec.tenant_model is not None else None)
-    if name is None:
-        return
-    if name in first.children:
-        first.children[name].role = "tenant"
-        return
-    given = first.fields.get(name)
-    if given is not None and given.source != "default":
-        return
-    maker = _tenant_factory(first.factory, spec)
-    if maker is not None:
-        plan.add_place(first, name, maker, "tenant")
-
-
-def _pin(node: PlanNode) -> None:
-    node.role = "pinned"
-    for child in node.children.values():
-        _pin(child)
-
-
-def _tenant_factory(factory_cls: Any, spec: TenantSpec) -> Any:
-    if spec.tenant_factory is not None:
-        return spec.tenant_factory
-    if spec.tenant_model is None:
-        return None
-    from .registry import registry as default_registry
-
-    chosen = getattr(factory_cls._meta, "registry", None) or default_registry
-    try:
-        return chosen.factory_for(spec.tenant_model)
-    except LookupError:
-        return None
-
-
-def tenant_keywords(node: PlanNode, tenant: TenantRef) -> dict[str, Any]:
-    """What the plan adds so the row at ``node`` belongs to ``tenant`` (nothing if it is set)."""
-    spec = node.tenant
-    assert spec is not None
-    field = node.fields.get(spec.field)
-    if field is not None and not (field.source == "default" and field.value is None):
-        return {}
-    relation = spec.relationship
-    child = node.children.get(relation or "")
-    if relation is not None and child is None:
-        given = node.fields.get(relation)
-        free = given is None or given.source == "default"
-        if not free or (
-            given is not None and given.value is not None and not targets_of(given.value)
-        ):
-            return {}
-    out = _injected(spec, tenant)
-    if spec.field in out and relation is not None and relation in node.fields:
-        out[relation] = SKIP  # the declared place would build a tenant of its own
-    return out
-
-
-def _injected(spec: TenantSpec, tenant: TenantRef) -> dict[str, Any]:
-    """The keywords that make a row belong to ``tenant``: its id, else the (unsaved) instance."""
-    if tenant.id is not None:
-        return {spec.field: spec.coerce(tenant.id)}
-    if spec.relationship is not None and tenant.instance is not None:
-        return {spec.relationship: tenant.instance}
-    return {}
-
-
 # -- the decision -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TenantDecision:
-    """The tree's tenant: an existing one (``ref``, with where it came from), or a new one built at
-    the ``place`` path."""
-
-    ref: TenantRef | None
-    origin: str
-    place: tuple[str, ...] | None = None
-
-    def __str__(self) -> str:
-        if self.ref is None and self.place is not None:
-            return f"a new tenant built at {format_path(self.place)!r}"
-        return f"{self.ref} (from {self.origin})"
 
 
 def _refuse_other_model(factory_cls: Any, spec: TenantSpec, ref: TenantRef, origin: str) -> None:
@@ -603,7 +285,7 @@ def check_object(
                 raise _conflict(factory_cls, (str(tenant), "the build tree"), (str(ref), key))
     if kwargs.get(spec.field) is not None or kwargs.get(spec.relationship or "") is not None:
         return kwargs
-    return {**kwargs, **_injected(spec, tenant)}
+    return {**kwargs, **injected(spec, tenant)}
 
 
 def _conflict(

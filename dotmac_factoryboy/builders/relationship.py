@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect as sa_inspect
 
 from ..errors import RelationshipError
-from ..relationships import RelationshipDefinition, check_definition_shape
+from ..registry import check_definition_shape
+from ..relationships import RelationshipDefinition
 from .scenario import ScenarioBuilder
 from .shared import SharedTenant, _link, _session_of, atomic
 

@@ -13,8 +13,9 @@ from ..customizations import LinkOnly
 from ..errors import ConfigurationError
 from ..registry import FactoryRegistry, TrackingScope
 from ..relationships import RelationshipDefinition, relationship_for_column
+from ..scoping import tenant_id_of
 from ..session import actual, bound_session, row_session
-from ..tenancy import current_tenant_id, tenant_context, tenant_id_of
+from ..tenancy import current_tenant_id, tenant_context
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*)((?:\.\w+)*)\}")
 """``${step}`` or ``${step.attr.attr}`` inside a scenario step's attributes."""

@@ -4,7 +4,8 @@ factory_boy's ``StepBuilder`` parses a factory's declarations again for every ob
 each field through its lazy ``Resolver``. A batch builds the same tree n times, so this builder
 parses each (factory, keywords) once (with factory_boy's own ``parse_declarations``) and per
 object only evaluates. Constants, ``Sequence``, ``LazyFunction``, context-free ``Faker`` draws and
-``SubFactory`` places run as precompiled callables; every other declaration goes through its own
+``SubFactory`` places run as precompiled callables (a declaration class may offer its own
+``shortcut(factory_meta)`` draw, as ``dotmac_factoryboy.Faker`` does); every other declaration goes through its own
 ``evaluate_pre`` / ``evaluate_post`` with a resolver and build step of the shape factory_boy
 passes, so custom declarations, ``post_generation``, ``RelatedFactory`` and ``Maybe`` keep
 working. Fields resolve in factory_boy's order, so a seed draws the same values.
@@ -26,8 +27,6 @@ from factory import enums, errors
 from factory.builder import DeclarationWithContext, parse_declarations
 from factory.declarations import LazyFunction, Sequence, SubFactory
 
-from ..faking import Faker as OurFaker
-from ..faking import unweighted_formatter
 from . import is_factory
 
 LOGGER = logging.getLogger("factory.generate")
@@ -214,8 +213,11 @@ def _precompiled(declaration: Any, context: dict[str, Any], builder: CompiledFac
     if type(declaration) is LazyFunction:
         call = declaration.function
         return lambda step: call()
-    if type(declaration) in (factory.Faker, OurFaker):
-        draw = _faker_draw(declaration, builder.factory_meta)
+    # A declaration class may offer a direct draw for exactly itself (a subclass does not
+    # inherit it: its own evaluate decides); factory.Faker's is here.
+    shortcut = type(declaration).__dict__.get("shortcut")
+    if shortcut is not None or type(declaration) is factory.Faker:
+        draw = shortcut(declaration, builder.factory_meta) if shortcut else faker_draw(declaration)
         return (lambda step: draw()) if draw is not None else None
     return None
 
@@ -238,26 +240,27 @@ def _subfactory(declaration: SubFactory, context: dict[str, Any], strategy: str)
     return build
 
 
-def _faker_draw(declaration: factory.Faker, factory_meta: Any) -> Callable[[], Any] | None:
+def faker_draw(
+    declaration: factory.Faker, formatter: Callable[[str | None, str], Any] | None = None
+) -> Callable[[], Any] | None:
     """The bound Faker method a Faker declaration calls, when its arguments are plain values.
 
-    Mirrors ``factory.Faker.evaluate`` (and our unweighted variant): ``locale`` picks the Faker,
-    the other defaults are the provider's arguments. A multi-locale Faker picks a locale per
-    draw, so it keeps the general path.
+    Mirrors ``factory.Faker.evaluate``: ``locale`` picks the Faker, the other defaults are the
+    provider's arguments. ``formatter(locale, provider)`` picks the method another way (our
+    unweighted draws). A multi-locale Faker picks a locale per draw, and a registry entry that is
+    not a real Faker draws through its own ``format()``: both keep the general path.
     """
     arguments = dict(declaration._defaults)
     if any(enums.get_builder_phase(v) is not None for v in arguments.values()):
         return None
     locale = arguments.pop("locale", None)
-    provider = declaration.provider
-    if isinstance(declaration, OurFaker) and not declaration.weighted(factory_meta):
-        method = unweighted_formatter(locale, provider)
+    if formatter is not None:
+        method = formatter(locale, declaration.provider)
     else:
         found = factory.Faker._get_faker(locale)
-        # Only a real single-locale Faker: a registry entry of another kind draws via format().
         if type(found) is not faker.Faker or len(found.locales) != 1:
             return None
-        method = getattr(found, provider)
+        method = getattr(found, declaration.provider)
     if not arguments:
         return method  # type: ignore[no-any-return]
     return lambda: method(**arguments)

@@ -13,134 +13,41 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import difflib
-import inspect as pyinspect
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
-from factory import enums
 from factory.declarations import SKIP, Maybe
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Mapper
 
-from .customizations import Customization, LinkOnly, Routed, format_path
-from .errors import CustomizationError, FieldValueError, LinkOnlyError, UnknownFieldError
-from .factory_boy_adapter import (
+from ..customizations import Customization, LinkOnly, Routed, format_path
+from ..errors import CustomizationError, LinkOnlyError
+from ..factory_boy_adapter import (
     SPLITTER,
     Target,
     decider_name,
-    describe,
     is_declaration,
-    overrides,
     shape_of,
     targets_of,
 )
-from .relationships import relationship_for_column
-from .session import find_session
-
-if TYPE_CHECKING:
-    from .tenancy import TenantDecision, TenantSpec
-
-MAX_DEPTH = 8
-"""How deep the walk follows SubFactory/RelatedFactory chains (cycles stop it earlier)."""
-
-CALLER_SOURCES = frozenset({"caller", "customize", "link", "link by key"})
-"""Sources that are the caller's own word: unknown names and bad values among them are errors."""
-
-Layer = tuple[str, Mapping[str, Any]]
-"""One ranked input of a node: where the values came from, and the values."""
-
-__all__ = ["CallPlan", "FieldValue", "Place", "PlanNode", "is_declaration", "targets_of"]
-
-
-@dataclass(frozen=True)
-class FieldValue:
-    """The value that fills a field, and where it came from (caller, a trait, a default...)."""
-
-    value: Any
-    source: str
-
-    def __repr__(self) -> str:
-        return f"{describe(self.value)} [{self.source}]"
-
-
-def _local(source: str) -> bool:
-    """Whether a value comes from the node's own defaults or traits (not from above)."""
-    return source == "default" or (source.startswith("trait ") and " at " not in source)
-
-
-def _emitted(source: str) -> bool:
-    """Whether factory_boy must be told this value (it produces defaults itself)."""
-    return source != "default" and not source.startswith("declaration")
-
-
-@dataclass(eq=False)
-class PlanNode:
-    """One place of the build tree (internal; the public read-only view is ``Place``)."""
-
-    factory: Any
-    path: tuple[str, ...]
-    layers: list[Layer]
-    provided: frozenset[str] = frozenset()
-    fields: dict[str, FieldValue] = field(default_factory=dict)
-    flags: dict[str, FieldValue] = field(default_factory=dict)
-    traits: list[str] = field(default_factory=list)
-    per_object: frozenset[str] = frozenset()
-    """Trait flags whose value is a declaration: factory_boy decides them for each object."""
-    nested: dict[str, list[Layer]] = field(default_factory=dict)
-    children: dict[str, PlanNode] = field(default_factory=dict)
-    tenant: TenantSpec | None = None
-    role: str = "build"
-    """``build``; ``tenant`` (the tree's tenant place); ``pinned`` (set to the tree's tenant)."""
-
-    @property
-    def model(self) -> type[Any]:
-        """The model class built at this place."""
-        model: type[Any] = self.factory._meta.model
-        return model
-
-    @property
-    def label(self) -> str:
-        """The path as users write it."""
-        return format_path(self.path)
-
-    def explicit(self) -> Iterator[tuple[str, FieldValue]]:
-        """Own fields and flags the caller set here (keywords, customize, links)."""
-        for name, value in (*self.fields.items(), *self.flags.items()):
-            if value.source in CALLER_SOURCES:
-                yield name, value
-
-
-@dataclass(frozen=True)
-class Place:
-    """Read-only view of one place: what is built there, by which factory, from which values."""
-
-    path: str
-    model: type[Any]
-    factory: Any
-    role: str
-    fields: Mapping[str, FieldValue]
-    traits: tuple[str, ...]
-
-    def __repr__(self) -> str:
-        traits = f" traits={list(self.traits)}" if self.traits else ""
-        role = "" if self.role == "build" else f" ({self.role})"
-        head = f"{self.path}: {self.model.__name__} by {self.factory.__name__}{role}{traits}"
-        body = [f"    {name} = {value!r}" for name, value in self.fields.items()]
-        return "\n".join([head, *body])
-
-
-@dataclass(frozen=True)
-class Link:
-    """A row the call links at a place instead of building one."""
-
-    path: str
-    instance: Any
-
+from ..relationships import relationship_for_column
+from ..scoping import TenantDecision
+from .checks import validate
+from .nodes import (
+    CALLER_SOURCES,
+    MAX_DEPTH,
+    FieldValue,
+    Layer,
+    Link,
+    Place,
+    PlanNode,
+    is_emitted,
+    is_local,
+    refuse_inside_linked,
+)
+from .tenant_places import place_tenant, tenant_keywords
 
 _SIMPLE = (type(None), bool, int, float, str, bytes, Decimal, dt.date, dt.time, dt.timedelta, UUID)
 _TEMPLATES: dict[tuple[Any, ...], CallPlan] = {}
@@ -196,6 +103,7 @@ class CallPlan:
         self.factory = factory_cls
         self.strategy = strategy
         self.tenant: TenantDecision | None = None
+        """The tree's tenant, set by ``tenancy.decide`` over the finished plan."""
         self._routed: dict[tuple[str, ...], list[Layer]] = {}
         self._customized: dict[tuple[str, ...], Customization] = {}
         self._links: list[tuple[tuple[str, ...], LinkOnly]] = []
@@ -203,7 +111,7 @@ class CallPlan:
         for item in routed:
             if not isinstance(item, (LinkOnly, Customization)):
                 raise CustomizationError(
-                    f"{self._name}: positional argument {item!r} is neither a customize() nor a "
+                    f"{self.name}: positional argument {item!r} is neither a customize() nor a "
                     "LinkOnly. Fix: pass field values as keywords, or wrap them in "
                     "customize(Model, ...)."
                 )
@@ -212,7 +120,7 @@ class CallPlan:
             self._route_link(link)
         for customization in (r for r in routed if isinstance(r, Customization)):
             self._route_customization(customization)
-        self._validate()
+        validate(self)
 
     def rebound(self, kwargs: Mapping[str, Any]) -> CallPlan:
         """A copy of this plan with ``kwargs`` as the caller's values (same shape only)."""
@@ -242,17 +150,21 @@ class CallPlan:
         return plan
 
     @property
-    def _name(self) -> str:
+    def name(self) -> str:
+        """The root factory's name, as errors name it."""
         name: str = self.factory.__name__
         return name
+
+    @property
+    def link_paths(self) -> list[tuple[tuple[str, ...], LinkOnly]]:
+        """The ``LinkOnly`` rows of the call, with the path each links at."""
+        return self._links
 
     # -- the walk ---------------------------------------------------------------------------
 
     def _walk(self) -> PlanNode:
         root = PlanNode(self.factory, (), [*self._routed.get((), []), self._caller])
         self._expand(root, frozenset())
-        from .tenancy import place_tenant
-
         place_tenant(self, root)
         return root
 
@@ -371,28 +283,29 @@ class CallPlan:
             taken = [format_path(p) for p in linked] + [n.label for n in nodes]
             if taken:
                 raise CustomizationError(
-                    f"{self._name}: {kind} for {wanted.__name__} targets "
+                    f"{self.name}: {kind} for {wanted.__name__} targets "
                     f"{', '.join(repr(t) for t in taken)}, which is linked to an existing instance "
                     "(or lies inside one) or set to the tree's tenant, so nothing is built there. Fix: drop the override "
                     "or the link (to change the tree's tenant, customize the tenant place "
-                    f"{self._tenant_label()})."
+                    f"{self.tenant_label()})."
                 )
             everywhere = ", ".join(repr(n.label) for n in self._places() if n.role != "pinned")
             at = f" at path {format_path(item.path)!r}" if item.path is not None else ""
             raise CustomizationError(
-                f"{self._name}: {kind} for {wanted.__name__}{at} matches no place of the build "
+                f"{self.name}: {kind} for {wanted.__name__}{at} matches no place of the build "
                 f"tree (places: {everywhere}). Fix: customize a model this factory builds, or "
                 "give path= one of those places."
             )
         if len(built) > 1:
             shown = ", ".join(repr(n.label) for n in built)
             raise CustomizationError(
-                f"{self._name}: {kind} for {wanted.__name__} is ambiguous: it is built at "
+                f"{self.name}: {kind} for {wanted.__name__} is ambiguous: it is built at "
                 f"{shown}. Fix: pass path= with one of them, e.g. path={built[0].label!r}."
             )
         return built[0]
 
-    def _tenant_label(self) -> str:
+    def tenant_label(self) -> str:
+        """The tenant place, as errors name it."""
         places = [n.label for n in self._places() if n.role == "tenant"]
         return repr(places[0]) if places else "(this tree has none)"
 
@@ -400,7 +313,7 @@ class CallPlan:
         node = self._route(link, "LinkOnly")
         if not node.path:
             raise LinkOnlyError(
-                f"{self._name}: LinkOnly({link.model.__name__}) routes to the root, which this "
+                f"{self.name}: LinkOnly({link.model.__name__}) routes to the root, which this "
                 "call builds. Fix: link a related row, or just use the instance you have."
             )
         parent_path, name = node.path[:-1], node.path[-1]
@@ -408,12 +321,12 @@ class CallPlan:
         given = parent.fields.get(name)
         if given is not None and given.source in CALLER_SOURCES:
             raise CustomizationError(
-                f"{self._name}: {node.label!r} is set twice: by a keyword and by "
+                f"{self.name}: {node.label!r} is set twice: by a keyword and by "
                 f"LinkOnly({link.model.__name__}). Fix: pass one of them."
             )
         inside = sorted(_explicit_inside(node))
         if inside:
-            _inside_linked(self._name, node.label, inside, "is linked with LinkOnly")
+            refuse_inside_linked(self.name, node.label, inside, "is linked with LinkOnly")
         self._routed.setdefault(parent_path, []).insert(0, ("link", {name: link}))
         self.root = self._walk()
 
@@ -422,13 +335,13 @@ class CallPlan:
         earlier = self._customized.get(node.path)
         if earlier is not None:
             raise CustomizationError(
-                f"{self._name}: two customizations target {node.label!r} ({earlier!r} and "
+                f"{self.name}: two customizations target {node.label!r} ({earlier!r} and "
                 f"{customization!r}). Fix: merge them into one."
             )
         clash = sorted(k for k, _ in node.explicit() if k in customization.fields)
         if clash:
             raise CustomizationError(
-                f"{self._name}: {customization!r} and a keyword argument both set "
+                f"{self.name}: {customization!r} and a keyword argument both set "
                 f"{', '.join(clash)} at {node.label!r}. Fix: set each field once."
             )
         self._customized[node.path] = customization
@@ -441,116 +354,6 @@ class CallPlan:
         for name in path:
             node = node.children[name]
         return node
-
-    # -- validation -------------------------------------------------------------------------
-
-    def _validate(self) -> None:
-        self.check_links()
-        for node in self._places():
-            self._check_nested(node)
-            if node.role == "pinned" and any(True for _ in node.explicit()):
-                keys = ", ".join(sorted(name for name, _ in node.explicit()))
-                raise CustomizationError(
-                    f"{self._name}: {keys} at {node.label!r} customize a row that is set to the "
-                    f"tree's tenant. Fix: customize the tenant place {self._tenant_label()} "
-                    "instead."
-                )
-            for name, value in node.explicit():
-                self._check_field(node, name, value.value)
-
-    def _check_nested(self, node: PlanNode) -> None:
-        """Caller keys aimed inside a place that holds an instance would be dropped: refuse."""
-        shape = shape_of(node.factory)
-        for name, layers in node.nested.items():
-            keys = sorted(
-                f"{name}{SPLITTER}{k}" for s, v in layers if s in CALLER_SOURCES for k in v
-            )
-            if not keys:
-                continue
-            given = node.fields.get(name)
-            declared = shape.declarations.get(name)
-            if given is not None and given.source in CALLER_SOURCES and targets_of(declared):
-                how = "is linked with LinkOnly" if given.source == "link" else "received a value"
-                if given.source == "caller" and sa_inspect(given.value, raiseerr=False) is not None:
-                    how = "received an instance"
-                _inside_linked(self._name, format_path((*node.path, name)), keys, how)
-            if node.tenant is not None and name == node.tenant.relationship:
-                raise CustomizationError(
-                    f"{self._name}: {', '.join(keys)} at {node.label!r} customize a tenant "
-                    "that is set to the tree's tenant. Fix: customize the tenant place "
-                    f"{self._tenant_label()} (customize(TenantModel, ...)) instead."
-                )
-            if name not in shape.known and not _accepts(node, name):
-                self._unknown(node, name)
-
-    def _check_field(self, node: PlanNode, key: str, value: Any) -> None:
-        shape = shape_of(node.factory)
-        attributes = _attributes(node.model)
-        if key in shape.known and (attributes is None or key not in attributes):
-            return  # a Param, trait, rename, exclude, post-generation name or ``__sequence``
-        if not key or key.startswith(SPLITTER) or key.endswith(SPLITTER):
-            raise UnknownFieldError(
-                f"{node.factory.__name__}: keyword {key!r}{self._at(node)} has an empty part "
-                f"around {SPLITTER!r}. Fix: name a field ({key.strip('_')!r}) or a field of a "
-                f"place ('place{SPLITTER}field')."
-            )
-        if key in shape.post:
-            return  # a post-generation name: factory_boy's to judge
-        if not _accepts(node, key):
-            self._unknown(node, key)
-        _check_attribute_value(node, key, value, self._name + self._at(node))
-
-    def _unknown(self, node: PlanNode, name: str) -> None:
-        shape = shape_of(node.factory)
-        names = shape.known | (_attributes(node.model) or frozenset())
-        close = difflib.get_close_matches(name, sorted(names), 3)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownFieldError(
-            f"{node.factory.__name__}: unknown field {name!r}{self._at(node)}.{hint} Fix: use a "
-            f"column or relationship of {node.model.__name__}, or a declaration, Param or trait "
-            f"of {node.factory.__name__}."
-        )
-
-    def _at(self, node: PlanNode) -> str:
-        return f" (at {node.label!r} under {self._name})" if node.path else ""
-
-    def check_links(self) -> None:
-        """Linked rows must be rows of the right model, written, and in the factory's session."""
-        for path, link in self._links:
-            where = format_path(path)
-            parent = self.node_at(path[:-1])
-            targets = targets_of(shape_of(parent.factory).declarations.get(path[-1]))
-            if targets and not isinstance(link.instance, targets[0].factory._meta.model):
-                expected = targets[0].factory._meta.model.__name__
-                raise LinkOnlyError(
-                    f"{self._name}: LinkOnly({type(link.instance).__name__}) at {where!r} where "
-                    f"a {expected} is built. Fix: link a {expected} instance there."
-                )
-            if self.strategy != enums.CREATE_STRATEGY:
-                continue
-            state = sa_inspect(link.instance, raiseerr=False)
-            if state is None:
-                raise LinkOnlyError(
-                    f"{self._name}: LinkOnly at {where!r} got {link.instance!r}, which is not a "
-                    "mapped SQLAlchemy instance. Fix: link a row of the model built there."
-                )
-            if state.deleted or state.was_deleted or not state.has_identity:
-                status = (
-                    "deleted" if state.deleted or state.was_deleted else "not yet in the database"
-                )
-                raise LinkOnlyError(
-                    f"{self._name}: LinkOnly({type(link.instance).__name__}) at {where!r} is "
-                    f"{status}; create() can only link persistent rows. Fix: add and flush it "
-                    "first (or create it with its factory), or use build()."
-                )
-            own = find_session(parent.factory)
-            if state.session is not None and own is not None and state.session is not own:
-                raise LinkOnlyError(
-                    f"{self._name}: LinkOnly({type(link.instance).__name__}) at {where!r} "
-                    f"belongs to another open session than the one {parent.factory.__name__} "
-                    "writes through. Fix: link a row of that session (session.get(Model, id) or "
-                    "session.merge(row)), or bind the same session."
-                )
 
     # -- output -----------------------------------------------------------------------------
 
@@ -600,7 +403,7 @@ class CallPlan:
         tenant = f"\ntenant: {self.tenant}" if self.tenant is not None else ""
         links = "".join(f"\nlink {link.path}: {link.instance!r}" for link in self.links)
         body = "\n".join(repr(p) for p in self.places)
-        return f"<CallPlan {self._name}.{self.strategy}>\n{body}{links}{tenant}"
+        return f"<CallPlan {self.name}.{self.strategy}>\n{body}{links}{tenant}"
 
 
 def _enabled_traits(
@@ -702,89 +505,6 @@ def _explicit_inside(node: PlanNode) -> Iterator[str]:
             yield f"{node.path[-1]}{SPLITTER}{key}" if node.path else key
 
 
-def _inside_linked(root: str, where: str, keys: list[str], how: str) -> None:
-    raise CustomizationError(
-        f"{root}: override(s) {', '.join(keys)} target the inside of {where!r}, which {how}, "
-        "so they would be dropped. Fix: set those fields on the instance itself, or build the "
-        "place instead of linking it."
-    )
-
-
-_ATTRIBUTES: dict[Any, frozenset[str] | None] = {}
-
-HOOKS = ("_create", "_build", "_adjust_kwargs")
-"""Class methods that see a call's keywords: a factory overriding one may consume any name."""
-
-
-def _accepts(node: PlanNode, name: str) -> bool:
-    """Whether the model (or the factory's own hooks) at ``node`` can take keyword ``name``."""
-    names = _attributes(node.model)
-    return names is None or name in names or overrides(node.factory, *HOOKS)
-
-
-def _attributes(model: Any) -> frozenset[str] | None:
-    """Names a model's constructor accepts (cached); ``None`` when it takes any name."""
-    if model not in _ATTRIBUTES:
-        _ATTRIBUTES[model] = _read_attributes(model)
-    return _ATTRIBUTES[model]
-
-
-def _read_attributes(model: Any) -> frozenset[str] | None:
-    """Mapped classes: their mapped and plain attributes. Other classes (dataclasses, dict...):
-    their constructor's parameters, or any name when it takes ``**kwargs`` or has no signature."""
-    plain = {n for n in dir(model) if not n.startswith("_")}
-    mapper = sa_inspect(model, raiseerr=False)
-    if isinstance(mapper, Mapper):
-        return frozenset({*mapper.all_orm_descriptors.keys(), *plain})
-    try:
-        parameters = pyinspect.signature(model).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    named = (pyinspect.Parameter.POSITIONAL_OR_KEYWORD, pyinspect.Parameter.KEYWORD_ONLY)
-    return frozenset({*plain, *(p.name for p in parameters if p.kind in named)})
-
-
-def _check_attribute_value(node: PlanNode, key: str, value: Any, where: str) -> None:
-    """Refuse values the model cannot take: read-only attributes, wrong relationship values."""
-    model = node.model
-    static = pyinspect.getattr_static(model, key, None)
-    if isinstance(static, property) and static.fset is None:
-        raise FieldValueError(
-            f"{where}: {model.__name__}.{key} is a read-only property, so it cannot be set. "
-            f"Fix: set the column(s) it is computed from instead of {key!r}."
-        )
-    mapper = sa_inspect(model, raiseerr=False)
-    if not isinstance(mapper, Mapper):
-        return
-    descriptor = mapper.all_orm_descriptors.get(key)
-    if descriptor is not None and getattr(descriptor, "fset", True) is None:
-        raise FieldValueError(
-            f"{where}: {model.__name__}.{key} is a hybrid property without a setter. Fix: set "
-            "the column(s) it is computed from instead."
-        )
-    relation = mapper.relationships.get(key)
-    if relation is None or value is None or value is SKIP or is_declaration(value):
-        return
-    target = relation.mapper.class_
-    if relation.uselist:
-        items = list(value) if isinstance(value, (list, tuple, set, frozenset)) else None
-        if items is not None and all(isinstance(i, target) for i in items):
-            return
-        expected = f"a list of {target.__name__} instances"
-    else:
-        if isinstance(value, target):
-            return
-        expected = f"a {target.__name__} instance (or None)"
-    columns = ", ".join(f"{c.key}=" for c in relation.local_columns)
-    by_key = f", or {columns}<key> to link a row by its key" if not relation.uselist else ""
-    raise FieldValueError(
-        f"{where}: field {key!r} of {node.factory.__name__} takes {expected}, got "
-        f"{type(value).__name__} {value!r}. Fix: pass {expected}{by_key}."
-    )
-
-
 def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None:
     # A trait-touched field is always given explicitly: the plan already chose its value, and
     # factory_boy then skips evaluating the trait's Maybe for it on every object.
@@ -796,18 +516,16 @@ def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None
     for name, value in (*node.fields.items(), *node.flags.items()):
         if name in node.children and node.children[name].role != "build":
             continue
-        if name in per_object and _local(value.source):
+        if name in per_object and is_local(value.source):
             continue
-        if _emitted(value.source) or (name in touched and value.source == "default"):
+        if is_emitted(value.source) or (name in touched and value.source == "default"):
             out[prefix + name] = value.value
     for name, layers in node.nested.items():
         for source, values in layers:
-            if _emitted(source):
+            if is_emitted(source):
                 for key, value in values.items():
                     out.setdefault(f"{prefix}{name}{SPLITTER}{key}", value)
     if node.tenant is not None and tenant is not None:
-        from .tenancy import tenant_keywords
-
         for key, value in tenant_keywords(node, tenant).items():
             out[prefix + key] = value
     for name, child in node.children.items():
