@@ -23,7 +23,7 @@ from factory.declarations import SKIP, Maybe
 from sqlalchemy import inspect as sa_inspect
 
 from ..customizations import Customization, LinkOnly, Routed, format_path
-from ..errors import CustomizationError, LinkOnlyError
+from ..errors import CustomizationError
 from ..factory_boy_adapter import (
     SPLITTER,
     Target,
@@ -45,8 +45,8 @@ from .nodes import (
     PlanNode,
     is_emitted,
     is_local,
-    refuse_inside_linked,
 )
+from .routing import filled, route_customization, route_link
 from .tenant_places import place_tenant, tenant_keywords
 
 _SIMPLE = (type(None), bool, int, float, str, bytes, Decimal, dt.date, dt.time, dt.timedelta, UUID)
@@ -105,7 +105,8 @@ class CallPlan:
         self.tenant: TenantDecision | None = None
         """The tree's tenant, set by ``tenancy.decide`` over the finished plan."""
         self._routed: dict[tuple[str, ...], list[Layer]] = {}
-        self._customized: dict[tuple[str, ...], Customization] = {}
+        self.customized: dict[tuple[str, ...], Customization] = {}
+        """Each customized place and the ``customize()`` aimed at it (one per place)."""
         self._links: list[tuple[tuple[str, ...], LinkOnly]] = []
         self._caller: Layer = ("caller", kwargs)
         for item in routed:
@@ -117,9 +118,9 @@ class CallPlan:
                 )
         self.root = self._walk()
         for link in (r for r in routed if isinstance(r, LinkOnly)):
-            self._route_link(link)
+            route_link(self, link)
         for customization in (r for r in routed if isinstance(r, Customization)):
-            self._route_customization(customization)
+            route_customization(self, customization)
         validate(self)
 
     def rebound(self, kwargs: Mapping[str, Any]) -> CallPlan:
@@ -256,96 +257,16 @@ class CallPlan:
             yield node
             queue.extend(node.children.values())
 
-    def _filled(self) -> Iterator[tuple[PlanNode, str, FieldValue, Target]]:
-        """Declared places the caller filled with a value (a row, a link, None) instead."""
-        for node in self._places():
-            shape = shape_of(node.factory)
-            for name, value in node.explicit():
-                if name in node.children or is_declaration(value.value):
-                    continue
-                for target in targets_of(shape.declarations.get(name))[:1]:
-                    yield node, name, value, target
-
-    def _linked_places(self) -> Iterator[tuple[tuple[str, ...], type[Any]]]:
-        """Places the caller filled with an instance, and the places they would have held."""
-        for node, name, _, target in self._filled():
-            yield from _declared_places(target.factory, (*node.path, name), frozenset())
-
-    def _route(self, item: Routed, kind: str) -> PlanNode:
-        wanted = item.model
-        nodes = [n for n in self._places() if issubclass(wanted, n.model)]
-        linked = [p for p, m in self._linked_places() if issubclass(wanted, m)]
-        if item.path is not None:
-            nodes = [n for n in nodes if n.path == item.path]
-            linked = [p for p in linked if p == item.path]
-        built = [n for n in nodes if n.role != "pinned"]
-        if not built:
-            taken = [format_path(p) for p in linked] + [n.label for n in nodes]
-            if taken:
-                raise CustomizationError(
-                    f"{self.name}: {kind} for {wanted.__name__} targets "
-                    f"{', '.join(repr(t) for t in taken)}, which is linked to an existing instance "
-                    "(or lies inside one) or set to the tree's tenant, so nothing is built there. Fix: drop the override "
-                    "or the link (to change the tree's tenant, customize the tenant place "
-                    f"{self.tenant_label()})."
-                )
-            everywhere = ", ".join(repr(n.label) for n in self._places() if n.role != "pinned")
-            at = f" at path {format_path(item.path)!r}" if item.path is not None else ""
-            raise CustomizationError(
-                f"{self.name}: {kind} for {wanted.__name__}{at} matches no place of the build "
-                f"tree (places: {everywhere}). Fix: customize a model this factory builds, or "
-                "give path= one of those places."
-            )
-        if len(built) > 1:
-            shown = ", ".join(repr(n.label) for n in built)
-            raise CustomizationError(
-                f"{self.name}: {kind} for {wanted.__name__} is ambiguous: it is built at "
-                f"{shown}. Fix: pass path= with one of them, e.g. path={built[0].label!r}."
-            )
-        return built[0]
-
     def tenant_label(self) -> str:
         """The tenant place, as errors name it."""
         places = [n.label for n in self._places() if n.role == "tenant"]
         return repr(places[0]) if places else "(this tree has none)"
 
-    def _route_link(self, link: LinkOnly) -> None:
-        node = self._route(link, "LinkOnly")
-        if not node.path:
-            raise LinkOnlyError(
-                f"{self.name}: LinkOnly({link.model.__name__}) routes to the root, which this "
-                "call builds. Fix: link a related row, or just use the instance you have."
-            )
-        parent_path, name = node.path[:-1], node.path[-1]
-        parent = self.node_at(parent_path)
-        given = parent.fields.get(name)
-        if given is not None and given.source in CALLER_SOURCES:
-            raise CustomizationError(
-                f"{self.name}: {node.label!r} is set twice: by a keyword and by "
-                f"LinkOnly({link.model.__name__}). Fix: pass one of them."
-            )
-        inside = sorted(_explicit_inside(node))
-        if inside:
-            refuse_inside_linked(self.name, node.label, inside, "is linked with LinkOnly")
-        self._routed.setdefault(parent_path, []).insert(0, ("link", {name: link}))
-        self.root = self._walk()
-
-    def _route_customization(self, customization: Customization) -> None:
-        node = self._route(customization, "customize()")
-        earlier = self._customized.get(node.path)
-        if earlier is not None:
-            raise CustomizationError(
-                f"{self.name}: two customizations target {node.label!r} ({earlier!r} and "
-                f"{customization!r}). Fix: merge them into one."
-            )
-        clash = sorted(k for k, _ in node.explicit() if k in customization.fields)
-        if clash:
-            raise CustomizationError(
-                f"{self.name}: {customization!r} and a keyword argument both set "
-                f"{', '.join(clash)} at {node.label!r}. Fix: set each field once."
-            )
-        self._customized[node.path] = customization
-        self._routed.setdefault(node.path, []).append(("customize", customization.fields))
+    def route(self, path: tuple[str, ...], layer: Layer, *, first: bool = False) -> None:
+        """Give the place at ``path`` one more caller input (highest-ranked when ``first``), then
+        walk the tree again: a routed value may change what is built below it."""
+        layers = self._routed.setdefault(path, [])
+        layers.insert(0, layer) if first else layers.append(layer)
         self.root = self._walk()
 
     def node_at(self, path: tuple[str, ...]) -> PlanNode:
@@ -394,7 +315,7 @@ class CallPlan:
     def links(self) -> list[Link]:
         """Rows linked into the tree (``LinkOnly`` and instances passed as values)."""
         found = [Link(format_path(p), link.instance) for p, link in self._links]
-        for node, name, value, _ in self._filled():
+        for node, name, value, _ in filled(self):
             if value.source == "caller" and value.value is not None:
                 found.append(Link(format_path((*node.path, name)), value.value))
         return found
@@ -460,18 +381,6 @@ def _decided_targets(node: PlanNode, value: Any) -> list[Target]:
     return targets_of(value.yes if decided else value.no)
 
 
-def _declared_places(
-    factory_cls: Any, path: tuple[str, ...], ancestors: frozenset[Any]
-) -> Iterator[tuple[tuple[str, ...], type[Any]]]:
-    """(path, model) of a factory's place and every place its declarations would build."""
-    yield path, factory_cls._meta.model
-    if len(path) >= MAX_DEPTH or factory_cls in ancestors:
-        return
-    for name, value in shape_of(factory_cls).declarations.items():
-        for target in targets_of(value)[:1]:
-            yield from _declared_places(target.factory, (*path, name), ancestors | {factory_cls})
-
-
 def _pushed(source: str, node: PlanNode) -> str:
     """The source label of a value an ancestor pushes down (``trait admin at 'project'``)."""
     if source in CALLER_SOURCES or " at " in source:
@@ -494,15 +403,6 @@ def _unlinked(source: str, values: Mapping[str, Any], plan: CallPlan, node: Plan
             value = value.instance
         out[key] = value
     return out
-
-
-def _explicit_inside(node: PlanNode) -> Iterator[str]:
-    """Caller keys set at or below ``node`` (they would be dropped if it were linked)."""
-    for name, _ in node.explicit():
-        yield f"{node.path[-1]}{SPLITTER}{name}" if node.path else name
-    for child in node.children.values():
-        for key in _explicit_inside(child):
-            yield f"{node.path[-1]}{SPLITTER}{key}" if node.path else key
 
 
 def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None:
