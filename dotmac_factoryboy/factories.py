@@ -22,7 +22,7 @@ from .errors import BatchError, BatchSizeError, ConfigurationError
 from .factory_boy_adapter import STOCK_BASES, overrides
 from .factory_boy_adapter.builder import CompiledFactory, compiled
 from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_of_work
-from .plan import CallPlan, plan_call
+from .plan import CallPlan, plan_call, takes_name
 from .registry import CleanupHandler, FactoryRegistry, registry
 from .scoping import TenantRef, remember_tenant_factory, tenant_ref
 from .session import find_session, session_for
@@ -134,12 +134,13 @@ class FactoryMeta(FactoryMetaClass):
     _meta: Any
 
     def __new__(mcs, class_name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
-        names_model = "model" in vars(attrs.get("Meta", object))
+        own_meta = vars(attrs.get("Meta", object))
         new_class = super().__new__(mcs, class_name, bases, attrs)  # type: ignore[no-untyped-call]
         meta = new_class._meta
-        # Only a class whose own Meta names the model registers: subclasses that inherit it
-        # (pytest-factoryboy's throwaway ones, variants of a factory) never compete for the name.
-        if names_model and not meta.abstract and meta.model is not None and meta.register:
+        # Only a class whose own Meta names a model or a registry registers: subclasses that
+        # inherit both (pytest-factoryboy's throwaway ones) never compete for a name.
+        declares = "model" in own_meta or "registry" in own_meta
+        if declares and not meta.abstract and meta.model is not None and meta.register:
             registry_of(new_class).auto_register(new_class)
         return new_class
 
@@ -198,7 +199,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     ) -> list[ModelT]:
         """Create ``size`` (alias ``count``) instances: planned once, written in chunks of
         ``Meta.batch_chunk_size``, all or nothing."""
-        number, routed = _batch_arguments(cls, size, count, routed)
+        number, routed, kwargs = _batch_arguments(cls, size, count, routed, kwargs)
         if overrides(cls, "create", "_generate"):  # the user's own code runs per object
             return [cls.create(*routed, **kwargs) for _ in range(number)]
         return cls._run_batch(number, routed, kwargs)  # type: ignore[no-any-return]
@@ -212,7 +213,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         **kwargs: Any,
     ) -> list[ModelT]:
         """Build ``size`` (alias ``count``) instances."""
-        number, routed = _batch_arguments(cls, size, count, routed)
+        number, routed, kwargs = _batch_arguments(cls, size, count, routed, kwargs)
         return [cls.build(*routed, **kwargs) for _ in range(number)]
 
     @classmethod
@@ -479,10 +480,23 @@ STOCK_BASES.add(TenantIsolatedFactory)
 
 
 def _batch_arguments(
-    factory_cls: Any, size: int | Routed | None, count: int | None, routed: tuple[Routed, ...]
-) -> tuple[int, tuple[Routed, ...]]:
-    """Accept factory_boy's ``size`` and DotMac's ``count``; positional customizations may follow."""
+    factory_cls: Any,
+    size: int | Routed | None,
+    count: int | None,
+    routed: tuple[Routed, ...],
+    kwargs: dict[str, Any],
+) -> tuple[int, tuple[Routed, ...], dict[str, Any]]:
+    """Accept factory_boy's ``size`` and DotMac's ``count``; positional customizations may follow.
+
+    A model or factory with a field named ``count`` keeps factory_boy's meaning: ``count=`` is
+    that field's value, never the batch size.
+    """
     name = factory_cls.__name__
+    if count is not None and takes_name(factory_cls, "count"):
+        kwargs, count = {**kwargs, "count": count}, None
+        alias = f" (count= is a field of {factory_cls._meta.model.__name__} here)"
+    else:
+        alias = ""
     if isinstance(size, (Customization, LinkOnly)):
         routed, size = (size, *routed), None
     for given in (size, count):
@@ -497,7 +511,7 @@ def _batch_arguments(
         )
     number = size if size is not None else count
     if number is None:
-        raise BatchSizeError(f"{name}: batch needs a size. Fix: pass size=N or count=N.")
+        raise BatchSizeError(f"{name}: batch needs a size{alias}. Fix: pass size=N.")
     if number < 0:
         raise BatchSizeError(f"{name}: batch size must be a whole number >= 0, got {number!r}.")
-    return number, routed
+    return number, routed, kwargs

@@ -23,7 +23,7 @@ from .factory_boy_adapter import SPLITTER, is_declaration, shape_of
 from .plan import plan_call
 from .registry import FactoryRegistry
 from .registry import registry as default_registry
-from .session import actual, bound_session, check_sync
+from .session import actual, bound_session, check_sync, writes_held_in
 
 __all__ = ["LintFailure", "LintFinding", "LintReport", "lint"]
 
@@ -79,7 +79,8 @@ def lint(
     """Build and create every factory of ``registry`` (or ``factories``) in ``session``.
 
     Each call runs in a SAVEPOINT that is rolled back, so the session's data is unchanged
-    afterwards. With ``traits``, each trait alone and each pair of traits is created too.
+    afterwards; every factory writes through ``session`` then, whatever session its Meta names
+    (and commit persistence only flushes), so lint never leaves a row anywhere. With ``traits``, each trait alone and each pair of traits is created too.
     """
     registry = registry if registry is not None else default_registry
     session = session if session is not None else bound_session(registry)
@@ -126,9 +127,10 @@ def _rolled_back(factory_cls: Any, session: Session) -> Iterator[None]:
     savepoint = session.begin_nested()
     try:
         if registry is None:
-            yield
+            with writes_held_in(session):
+                yield
             return
-        with registry.bound(session), registry.scope() as scope:
+        with writes_held_in(session), registry.bound(session), registry.scope() as scope:
             try:
                 yield
             finally:

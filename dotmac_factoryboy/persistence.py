@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapper, Session
 
 from .context import set_for_block
 from .errors import ConfigurationError
+from .session import held_session
 
 
 class Persistence(Protocol):
@@ -64,7 +65,10 @@ class Commit(AddOnly):
 
     def save(self, session: Session, instance: Any) -> None:
         super().save(session, instance)
-        session.commit()
+        if held_session() is None:
+            session.commit()
+        else:  # lint holds every write in a SAVEPOINT it rolls back: a commit would escape it
+            session.flush()
 
 
 STRATEGIES: dict[str | None, Persistence] = {None: AddOnly(), "flush": Flush(), "commit": Commit()}

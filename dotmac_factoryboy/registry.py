@@ -29,10 +29,18 @@ FactoryClass = Any
 CleanupHandler = Callable[[], object]
 
 
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
 def factory_name_for(model: type[Any]) -> str:
-    """``BillingAccount`` -> ``billing_account_factory``."""
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", model.__name__)
-    return f"{snake.lower()}_factory"
+    """``BillingAccount`` -> ``billing_account_factory``: the name a model's main factory takes."""
+    return f"{_snake(model.__name__)}_factory"
+
+
+def factory_name_of(factory_cls: Any) -> str:
+    """``AdminUserFactory`` -> ``admin_user_factory``: the name any other factory takes."""
+    return f"{_snake(factory_cls.__name__.removesuffix('Factory'))}_factory"
 
 
 @dataclass(frozen=True)
@@ -83,25 +91,39 @@ class FactoryRegistry:
         return key
 
     def auto_register(self, factory_cls: FactoryClass) -> None:
-        """Register a newly defined factory under its model's name; refuse a second one.
+        """Register a newly defined factory; defining one never fails because another exists.
 
-        Subclasses of the registered factory (pytest-factoryboy makes one per fixture
-        evaluation) are not registered; the same class defined again (its module imported
-        anew) replaces the old one; any other factory for that name is an error.
+        The factory named ``<Model>Factory`` (else the first one defined) takes the model's name
+        (``user_factory``) and answers lookups by model; any other takes a name from its class
+        (``AdminUserFactory`` -> ``admin_user_factory``). The same class defined again (its module
+        imported anew) replaces itself. Only two different factories deriving one name is an
+        error.
         """
-        key = factory_name_for(factory_cls._meta.model)
-        existing = self._factories.get(key)
-        if existing is not None and issubclass(factory_cls, existing):
+        model_key = factory_name_for(factory_cls._meta.model)
+        own_key = factory_name_of(factory_cls)
+        for key, existing in list(self._factories.items()):
+            if _where(existing) == _where(factory_cls):  # re-imported: replace in place
+                self._factories[key] = factory_cls
+                return
+        holder = self._factories.get(model_key)
+        if holder is None:
+            self._factories[model_key] = factory_cls
             return
-        if existing is not None and _where(existing) != _where(factory_cls):
+        if own_key == model_key and factory_name_of(holder) != model_key:
+            self._factories[model_key] = factory_cls  # the <Model>Factory takes the model's name
+            self._add(factory_name_of(holder), holder)
+            return
+        self._add(own_key, factory_cls)
+
+    def _add(self, key: str, factory_cls: FactoryClass) -> None:
+        existing = self._factories.get(key)
+        if existing is not None and existing is not factory_cls:
             raise ConfigurationError(
-                f"Two factories for a model named {factory_cls._meta.model.__name__} in one "
-                f"registry: {_where(existing)} is registered as {key!r}, and "
-                f"{_where(factory_cls)} would replace it. Fix: set Meta.register = False on one "
-                "of them, register it under another name with "
-                f"registry.register_factory({factory_cls.__name__}, 'other_name') (after "
-                "Meta.register = False), or give it a registry of its own "
-                "(Meta.registry = FactoryRegistry())."
+                f"Two factories take the name {key!r} in one registry: {_where(existing)} and "
+                f"{_where(factory_cls)}. Fix: rename one of the classes, set Meta.register = "
+                "False on one and register it by hand with registry.register_factory(Factory, "
+                "'other_name'), or give it a registry of its own (Meta.registry = "
+                "FactoryRegistry())."
             )
         self._factories[key] = factory_cls
 
@@ -119,13 +141,22 @@ class FactoryRegistry:
             ) from None
 
     def factory_for(self, model: type[Any]) -> FactoryClass:
-        """The factory registered for ``model`` (its default name first)."""
+        """The factory that answers for ``model``: the one under the model's name, else the only
+        one building it."""
         preferred = self._factories.get(factory_name_for(model))
         if preferred is not None and preferred._meta.model is model:
             return preferred
-        for factory_cls in self._factories.values():
-            if factory_cls._meta.model is model:
-                return factory_cls
+        found = [(k, f) for k, f in self._factories.items() if f._meta.model is model]
+        if len(found) == 1:
+            return found[0][1]
+        if found:
+            names = ", ".join(f"{k} ({_where(f)})" for k, f in found)
+            raise ConfigurationError(
+                f"Several factories build {model.__name__} and none is registered under "
+                f"{factory_name_for(model)!r}: {names}. Fix: name the one to use with "
+                "Meta.tenant_factory (for a tenant) or register it as "
+                f"{factory_name_for(model)!r}."
+            )
         raise FactoryNotFoundError(
             f"No factory registered for model {model.__name__}. Registered: "
             f"{', '.join(self.names()) or 'none'}. Fix: define a factory with "

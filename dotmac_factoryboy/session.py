@@ -1,4 +1,5 @@
-"""The one place a session is chosen: Meta session factory > Meta session > the bound session.
+"""The one place a session is chosen: a held session (lint) > Meta session factory > Meta session >
+the bound session.
 
 Factories, tenancy, builders and cleanup all ask here, so a factory writes, links and looks up
 rows through the same session whatever asked.
@@ -7,7 +8,7 @@ rows through the same session whatever asked.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -34,8 +35,25 @@ def check_sync(session: Any, where: str) -> None:
     )
 
 
+_HELD: ContextVar[Session | None] = ContextVar("dotmac_held_session", default=None)
+
+
+def held_session() -> Session | None:
+    """The session every factory writes through inside ``writes_held_in``, if any."""
+    return _HELD.get()
+
+
+def writes_held_in(session: Session) -> AbstractContextManager[None]:
+    """For the block, every factory writes through ``session`` whatever its Meta names, and
+    commit persistence only flushes: ``lint`` rolls all of it back, so nothing is left anywhere."""
+    return set_for_block(_HELD, session)
+
+
 def find_session(factory_cls: Any) -> Session | None:
     """The session ``factory_cls`` writes through, or ``None`` when it has none."""
+    held = _HELD.get()
+    if held is not None:
+        return held
     meta = factory_cls._meta
     factory_fn = getattr(meta, "sqlalchemy_session_factory", None)
     if factory_fn is not None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..engines import engine_for
+from ..errors import first_line
 from ..linting import lint as run_lint
 from ..targets import factories_in, load_module, metadata_for
 from .options import factories_option, metadata_option, one_line_errors
@@ -28,7 +30,15 @@ def lint(url: str, metadata: str | None, factories_module: str, traits: bool) ->
     with one_line_errors():
         factories = factories_in(load_module(factories_module))
         engine = engine_for(url)
-        metadata_for(metadata, factories).create_all(engine)
+        schema = metadata_for(metadata, factories)
+    try:
+        schema.create_all(engine)
+    except SQLAlchemyError as exc:  # a schema written for another database (server defaults...)
+        raise click.ClickException(
+            f"cannot create the schema in {engine.url.render_as_string()}: {first_line(exc)}. "
+            "Fix: lint against the kind of database the schema is written for "
+            "(--url postgresql+psycopg://... or mysql+pymysql://...)."
+        ) from None
     console = Console()
     with Session(engine) as session:
         report = run_lint(session=session, traits=traits, factories=factories)

@@ -4,6 +4,7 @@
 
 from ..factory_boy_adapter import is_declaration, targets_of
 from .call import CallPlan, plan_call
+from .checks import takes_name
 from .nodes import FieldValue, Link, Place, PlanNode
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "PlanNode",
     "is_declaration",
     "plan_call",
+    "takes_name",
     "targets_of",
 ]

@@ -142,6 +142,12 @@ HOOKS = ("_create", "_build", "_adjust_kwargs")
 """Class methods that see a call's keywords: a factory overriding one may consume any name."""
 
 
+def takes_name(factory_cls: Any, name: str) -> bool:
+    """Whether ``name`` is a field the factory declares or its model takes (not any-name hooks)."""
+    attributes = _attributes(factory_cls._meta.model)
+    return name in shape_of(factory_cls).known or (attributes is not None and name in attributes)
+
+
 def _accepts(node: PlanNode, name: str) -> bool:
     """Whether the model (or the factory's own hooks) at ``node`` can take keyword ``name``."""
     names = _attributes(node.model)

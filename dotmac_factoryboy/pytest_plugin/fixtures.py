@@ -18,7 +18,7 @@ from ..engines import sqlite_savepoints
 from ..errors import CleanupError, ConfigurationError
 from ..factory_boy_adapter import reset_sequences
 from ..generators import DataGenerator
-from ..registry import FactoryRegistry, registry
+from ..registry import FactoryRegistry, TrackingScope, registry
 from ..targets import load_metadata
 from .database import TestDatabase
 
@@ -95,14 +95,20 @@ def factory_binding(request: pytest.FixtureRequest, factory_session: Any) -> Ite
         try:
             yield factory_session
         finally:
-            if cleanup_mode(request):
-                try:
-                    registry.cleanup_all()
-                except CleanupError as exc:
-                    registry.forget(scope)
-                    pytest.fail(f"factory cleanup failed:\n{exc}", pytrace=False)
-            else:
-                registry.forget(scope)
+            _close(request, scope)
+
+
+def _close(request: pytest.FixtureRequest, scope: TrackingScope) -> None:
+    """End a test's tracking scope (the current one): clean it up in cleanup mode, else forget
+    it (its rows were rolled back, or belong to a session the test owns)."""
+    if not cleanup_mode(request):
+        registry.forget(scope)
+        return
+    try:
+        registry.cleanup_all()
+    except CleanupError as exc:
+        registry.forget(scope)
+        pytest.fail(f"factory cleanup failed:\n{exc}", pytrace=False)
 
 
 @pytest.fixture
@@ -147,7 +153,8 @@ def test_data_builder(factory_binding: Session, data_generator: DataGenerator) -
 @pytest.fixture(autouse=True)
 def _dotmac_lazy_binding(request: pytest.FixtureRequest) -> Iterator[None]:
     """A factory used by a test that requested no session fixture still writes through the
-    test's ``factory_session`` (bound on first use, so tests without factories open nothing)."""
+    test's ``factory_session`` (bound on first use, so tests without factories open nothing),
+    and every test tracks its rows in a scope of its own."""
     owner = threading.get_ident()
 
     def bind_on_first_use() -> None:
@@ -156,8 +163,14 @@ def _dotmac_lazy_binding(request: pytest.FixtureRequest) -> Iterator[None]:
         if threading.get_ident() == owner and not _in_event_loop():
             request.getfixturevalue("factory_binding")
 
-    with registry.bound_lazily(bind_on_first_use):
-        yield
+    # Every test tracks in a scope of its own, whatever session its factories write through
+    # (a factory's own Meta.sqlalchemy_session too): nothing stays referenced after the test.
+    with registry.bound_lazily(bind_on_first_use), registry.scope() as scope:
+        try:
+            yield
+        finally:
+            if scope.rows or scope.handlers:
+                _close(request, scope)
 
 
 def _in_event_loop() -> bool:
