@@ -25,7 +25,7 @@ from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_
 from .plan import CallPlan, plan_call, takes_name
 from .registry import CleanupHandler, FactoryRegistry, registry
 from .scoping import TenantRef, remember_tenant_factory, tenant_ref
-from .session import find_session, session_for
+from .session import autocommits, find_session, session_for
 from .tenancy import check_object, decide, validated_tenant
 
 ModelT = TypeVar("ModelT")
@@ -262,9 +262,15 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
             with _entered(tree):
                 return compiled(cls, strategy, tree.kwargs()).build()
         outer, unit = current_unit(), UnitOfWork()
-        with unit_of_work(unit), _entered(tree):
-            made = compiled(cls, strategy, tree.kwargs()).build()
-            unit.write()
+        try:
+            with unit_of_work(unit), _entered(tree):
+                made = compiled(cls, strategy, tree.kwargs()).build()
+                unit.write()
+        except BaseException:
+            if outer is None or not outer.atomic:  # a batch undoes its own, to its SAVEPOINT
+                unit.abandon()  # what an early write put in the database stays tracked
+                _track(unit)
+            raise
         if outer is not None and outer.atomic:
             outer.written.extend(unit.written)  # tracked with the batch, or not at all
         else:
@@ -292,6 +298,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         plan = plan_call(cls, enums.CREATE_STRATEGY, routed, kwargs)
         tree = cls._tree(plan)
         sessions = list({id(s): s for s in tree.sessions.values()}.values())
+        if any(autocommits(s) for s in sessions):
+            return _one_by_one(cls, number, routed, kwargs)
         writes_at_once = any(  # a strategy that cannot wait (commit) cannot be undone either
             not persistence_for(n.factory._meta.sqlalchemy_session_persistence).deferred
             for n in plan.nodes()
@@ -376,6 +384,33 @@ def _track(unit: UnitOfWork) -> None:
     """Track what a unit of work wrote, once all of it is in the database."""
     for saved in unit.written:
         registry_of(saved.factory).track(saved.instance, saved.factory, saved.session)
+
+
+def _one_by_one(
+    factory_cls: Any, number: int, routed: tuple[Routed, ...], kwargs: dict[str, Any]
+) -> list[Any]:
+    """A batch on an AUTOCOMMIT connection: no transaction, so no SAVEPOINT to undo it to. Each
+    object is written as it is built, as factory_boy's own create_batch does."""
+    made: list[Any] = []
+    for index in range(number):
+        try:
+            made.append(factory_cls.create(*routed, **kwargs))
+        except DBAPIError as exc:
+            message = str(exc.orig).strip() if exc.orig is not None else str(exc)
+            written = (
+                f"objects 0 to {index - 1} are written and tracked (cleanup removes them)"
+                if index
+                else "nothing of it was written"
+            )
+            raise BatchError(
+                f"{factory_cls.__name__}.create_batch({number}): object {index} failed to write: "
+                f"{message}. The connection is AUTOCOMMIT, so there is no transaction to undo "
+                f"the batch in: {written}. Fix: make that object's values valid (unique columns usually "
+                "want a factory.Sequence), and roll the session back before using it again.",
+                factory=factory_cls,
+                index=index,
+            ) from exc
+    return made
 
 
 def _failing_index(pending: list[Saved], sessions: list[Session]) -> int | None:

@@ -127,6 +127,18 @@ class UnitOfWork:
         self.written.extend(self.pending)
         self.pending.clear()
 
+    def abandon(self) -> None:
+        """After a failed call: keep (as written) what an early write already put in the
+        database, so it is tracked and cleaned up; expunge what was never written, so no later
+        flush of the session writes half a call."""
+        for saved in self.pending:
+            state = sa_inspect(saved.instance)
+            if state.has_identity:
+                self.written.append(saved)
+            elif state.pending:
+                saved.session.expunge(saved.instance)
+        self.pending.clear()
+
 
 _UNIT: ContextVar[UnitOfWork | None] = ContextVar("dotmac_unit_of_work", default=None)
 _WRITING: ContextVar[bool] = ContextVar("dotmac_unit_writing", default=False)

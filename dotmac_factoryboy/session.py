@@ -133,6 +133,20 @@ def session_for(factory_cls: Any) -> Session:
     return session
 
 
+def autocommits(session: Session) -> bool:
+    """Whether ``session`` writes on an AUTOCOMMIT connection (no transaction, so no SAVEPOINT).
+
+    The execution option is public; ``create_engine(isolation_level="AUTOCOMMIT")`` is kept only
+    in the dialect's private ``_on_connect_isolation_level`` (SQLAlchemy's own
+    ``Connection._is_autocommit_isolation`` reads the same two).
+    """
+    connection = session.connection()
+    level = connection.get_execution_options().get("isolation_level")
+    if level is None:
+        level = getattr(connection.dialect, "_on_connect_isolation_level", None)
+    return bool(level == "AUTOCOMMIT")
+
+
 def bound_session(registry: Any) -> Session | None:
     """The session bound to ``registry`` in this context, if any."""
     bound = registry.bound_session

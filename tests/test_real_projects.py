@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from dotmac_factoryboy import FactoryRegistry, SQLAlchemyFactory, lint
 from dotmac_factoryboy.cli import main
-from dotmac_factoryboy.errors import BatchSizeError
+from dotmac_factoryboy.errors import BatchError, BatchSizeError
 
 
 class Base(DeclarativeBase):
@@ -31,7 +31,7 @@ class Workspace(Base):
 class Counter(Base):
     __tablename__ = "rp_counters"
     id: Mapped[int] = mapped_column(primary_key=True)
-    label: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(40), unique=True)
     count: Mapped[int] = mapped_column(default=0)
     ws: Mapped[str | None] = mapped_column(ForeignKey("rp_workspaces.slug"))
     workspace: Mapped[Workspace | None] = relationship()
@@ -163,3 +163,91 @@ def test_every_test_gets_its_own_tracking_scope(pytester: pytest.Pytester) -> No
     pytester.makepyfile(test_notes=OWN_SESSION_PROJECT)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+# -- a failed call leaves nothing behind ------------------------------------------------------
+
+
+def failing_factories(fail_in: str) -> Any:
+    """A company whose department comes from a RelatedFactory and whose post-generation hook
+    reads the company's key (an early write) before failing; or a department whose LazyAttribute
+    fails after its company was built."""
+    from .schema import Company, Department
+
+    class DepartmentF(SQLAlchemyFactory[Department]):
+        class Meta:
+            model = Department
+            register = False
+
+        name = factory.Sequence(lambda n: f"d{n}")
+
+    class CompanyF(SQLAlchemyFactory[Company]):
+        class Meta:
+            model = Company
+            register = False
+
+        name = factory.Sequence(lambda n: f"c{n}")
+        department = factory.RelatedFactory(DepartmentF, factory_related_name="company")
+
+        @factory.post_generation
+        def audit(obj: Company, create: bool, extracted: Any, **kwargs: Any) -> None:
+            assert obj.id is not None  # written early: the key is read
+            if extracted:
+                raise RuntimeError("audit failed")
+
+    class LateDepartmentF(DepartmentF):
+        company = factory.SubFactory(CompanyF)
+        name = factory.LazyAttribute(lambda o: o.missing)
+
+    return CompanyF if fail_in == "post_generation" else LateDepartmentF
+
+
+@pytest.mark.parametrize("fail_in", ["post_generation", "lazy_attribute"])
+def test_a_failed_call_leaves_nothing_behind(session: Session, fail_in: str) -> None:
+    from dotmac_factoryboy import registry
+
+    from .conftest import table_counts
+
+    failing = failing_factories(fail_in)
+    before = table_counts(session)
+    with pytest.raises((RuntimeError, AttributeError)):
+        failing.create(audit=True) if fail_in == "post_generation" else failing.create()
+    session.flush()  # nothing half-built is still pending in the session
+    written = {t: n - before[t] for t, n in table_counts(session).items() if n != before[t]}
+    assert sum(written.values()) == len(registry.instances)  # what was written early is tracked
+    registry.cleanup_all()
+    assert table_counts(session) == before
+    made = failing_factories("post_generation").create()  # the session is usable
+    assert made.id is not None and session.get(type(made), made.id) is made
+
+
+# -- AUTOCOMMIT connections -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def autocommit_engines(engine: Any) -> Any:
+    """This backend's engine made AUTOCOMMIT both ways: by execution option and at create_engine
+    (on SQLite only the latter: the test engine's SAVEPOINT recipe emits its own BEGIN)."""
+    Base.metadata.create_all(engine)
+    by_option = engine.execution_options(isolation_level="AUTOCOMMIT")
+    at_creation = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    yield [at_creation] if engine.dialect.name == "sqlite" else [by_option, at_creation]
+    at_creation.dispose()
+    Base.metadata.drop_all(engine)
+
+
+def test_create_batch_on_an_autocommit_connection(autocommit_engines: list[Any]) -> None:
+    for autocommit in autocommit_engines:
+        with Session(autocommit) as session:
+            made = counters(session).create_batch(5)
+            assert session.scalar(select(func.count()).select_from(Counter)) == 5
+            assert [c.count for c in made] == [0] * 5
+            taken = made[0].label
+            labels = factory.Iterator([f"x{taken}", "y", "z", taken, "w"], cycle=False)
+            with pytest.raises(BatchError) as info:
+                counters(session).create_batch(5, label=labels)
+            assert info.value.index == 3 and "object 3" in str(info.value)
+            assert "objects 0 to 2 are written" in str(info.value)
+            session.rollback()
+            assert session.scalar(select(func.count()).select_from(Counter)) == 8
+            session.execute(Counter.__table__.delete())
