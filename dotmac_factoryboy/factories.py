@@ -501,6 +501,21 @@ class TenantFactoryMeta(FactoryMeta):
             validated_tenant(value, f"{cls.__name__}.tenant_id")
         type.__setattr__(cls, "_dotmac_default_tenant", value)
 
+    def __setattr__(cls, name: str, value: Any) -> None:
+        """``UserFactory.<tenant_field> = ...`` (``workspace_slug``) sets the default tenant too,
+        like ``UserFactory.tenant_id = ...``: a tenant column of another name is not ignored."""
+        meta = vars(cls).get("_meta") or getattr(cls, "_meta", None)
+        if meta is not None and name == getattr(meta, "tenant_field", None) and name != "tenant_id":
+            type(cls).tenant_id.fset(cls, value)  # type: ignore[attr-defined]
+            return
+        super().__setattr__(name, value)
+
+    def __getattr__(cls, name: str) -> Any:
+        meta = type.__getattribute__(cls, "_meta")
+        if name == getattr(meta, "tenant_field", None):
+            return getattr(cls, "_dotmac_default_tenant", None)
+        raise AttributeError(name)
+
 
 class TenantIsolatedFactory(SQLAlchemyFactory[ModelT], metaclass=TenantFactoryMeta):
     """Base for tenant-scoped models: every object of a build tree shares one tenant."""

@@ -3,6 +3,7 @@ that registers them) and the relationship a foreign-key column belongs to."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,3 +49,31 @@ def relationship_for_column(model: type[Any], key: str) -> str | None:
         ]
         _MANY_TO_ONE[(model, key)] = found[0] if found else None
     return _MANY_TO_ONE[(model, key)]
+
+
+def identity_by_keys(
+    model: type[Any], relation: str, given: Mapping[str, Any]
+) -> tuple[type[Any], tuple[Any, ...]] | None:
+    """For a many-to-one ``relation`` of ``model``, the target class and the identity (in the
+    target's primary-key order) that the foreign-key values in ``given`` point at; ``None`` when
+    a column of the key is not given (or null), or the key is not the target's primary key."""
+    mapper = sa_inspect(model)
+    prop = mapper.relationships[relation]
+    remote_to_local = {remote: local for local, remote in prop.local_remote_pairs}
+    identity = []
+    for column in prop.mapper.primary_key:
+        local = remote_to_local.get(column)
+        if local is None:
+            return None
+        value = given.get(mapper.get_property_by_column(local).key)
+        if value is None:
+            return None
+        identity.append(value)
+    return prop.mapper.class_, tuple(identity)
+
+
+def key_attributes(model: type[Any], relation: str) -> list[str]:
+    """The attribute names of a relationship's local foreign-key columns."""
+    mapper = sa_inspect(model)
+    prop = mapper.relationships[relation]
+    return [mapper.get_property_by_column(c).key for c in prop.local_columns]

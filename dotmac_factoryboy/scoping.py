@@ -42,6 +42,11 @@ def tenant_ref(tenant_or_id: Any) -> TenantRef:
     if state is None or not hasattr(state, "mapper"):
         return TenantRef(tenant_or_id)
     identity = state.identity
+    if identity is None:  # not written yet: a key it was built with (a Sequence slug) counts
+        columns = state.mapper.primary_key
+        keys = [state.mapper.get_property_by_column(c).key for c in columns]
+        identity = tuple(state.dict.get(k) for k in keys)
+        identity = None if None in identity else identity
     key = identity[0] if identity is not None and len(identity) == 1 else identity
     return TenantRef(key, tenant_or_id)
 

@@ -27,7 +27,7 @@ from .customizations import format_path
 from .errors import ConfigurationError, TenantContextError, TenantIsolationError
 from .factory_boy_adapter import is_declaration
 from .plan import CallPlan, PlanNode
-from .relationships import relationship_for_column
+from .relationships import identity_by_keys, relationship_for_column
 from .scoping import (
     TenantDecision,
     TenantRef,
@@ -142,12 +142,13 @@ def decide(plan: CallPlan, enclosing: TenantRef | None) -> TenantDecision | None
     tenant_place = next((n for n in plan.nodes() if n.role == "tenant"), None)
     hard = _hard_sources(plan, nodes, spec)
     if hard:
-        first, origin = hard[0]
-        for ref, where in hard[1:]:
+        first, origin, _ = hard[0]
+        for ref, where, _ in hard[1:]:
             if not ref.same(first) and not _CROSS.get():
                 raise _conflict(plan.factory, (str(first), origin), (str(ref), where))
+        _refuse_context_of_another_tenant(plan, spec, hard)
         _refuse_customized_tenant(plan, tenant_place, f"{first} from {origin}")
-        return TenantDecision(first, origin)
+        return TenantDecision(_existing(plan, spec, first, origin), origin)
     default = getattr(plan.factory, "_dotmac_default_tenant", None)
     ambient: list[tuple[TenantRef | None, str]] = [
         (
@@ -161,7 +162,8 @@ def decide(plan: CallPlan, enclosing: TenantRef | None) -> TenantDecision | None
         if maybe is not None:
             _refuse_other_model(plan.factory, spec, maybe, origin)
             _refuse_customized_tenant(plan, tenant_place, f"{maybe} from {origin}")
-            return TenantDecision(TenantRef(spec.coerce(maybe.id), maybe.instance), origin)
+            ref = TenantRef(spec.coerce(maybe.id), maybe.instance)
+            return TenantDecision(_existing(plan, spec, ref, origin), origin)
     if plan.strategy == enums.STUB_STRATEGY:
         return None
     if tenant_place is None:
@@ -171,6 +173,48 @@ def decide(plan: CallPlan, enclosing: TenantRef | None) -> TenantDecision | None
             "factory for the tenant model, pass the tenant id, or use tenant_context(...)."
         )
     return TenantDecision(None, "a new tenant", tenant_place.path)
+
+
+def _existing(plan: CallPlan, spec: TenantSpec, ref: TenantRef, origin: str) -> TenantRef:
+    """A tenant named by key only must exist before ``create()`` writes anything (one SELECT,
+    usually an identity-map hit; not on SQLite); the row found is kept with the key."""
+    model = spec.tenant_model
+    if ref.instance is not None or ref.id is None or model is None:
+        return ref
+    if plan.strategy != enums.CREATE_STRATEGY:
+        return ref
+    session = find_session(plan.factory)
+    if session is None or session.get_bind(mapper=sa_inspect(model)).dialect.name == "sqlite":
+        # On SQLite a read before the first write makes concurrent writers on one file
+        # deadlock (a lock upgrade); the tenant's foreign key refuses the INSERT there instead.
+        return ref
+    with session.no_autoflush:
+        row = session.get(model, ref.id)
+    if row is None:
+        raise TenantContextError(
+            f"{plan.factory.__name__}: the tenant from {origin} is {ref.id!r}, but no "
+            f"{model.__name__} has that key. Fix: pass the key of an existing {model.__name__} "
+            "(or the row itself), or leave the tenant out to build a new one."
+        )
+    return TenantRef(ref.id, row)
+
+
+def _refuse_context_of_another_tenant(
+    plan: CallPlan, spec: TenantSpec, hard: list[tuple[TenantRef, str, bool]]
+) -> None:
+    """Inside ``tenant_context(b)``, rows of tenant a passed in (``teams=[team_a]``) would make a
+    tenant-a tree silently: refused, unless the tenant itself is named or crossing is allowed."""
+    context = _CONTEXT.get()
+    if context is None or _CROSS.get() or any(explicit for _, _, explicit in hard):
+        return
+    ref, origin, _ = hard[0]
+    if ref.same(TenantRef(spec.coerce(context.id), context.instance)):
+        return
+    raise TenantIsolationError(
+        f"{plan.factory.__name__}: inside tenant_context({context}), {origin} belongs to {ref}, "
+        f"so the tree would silently be {ref}'s. Fix: pass rows of the context's tenant, name "
+        f"the tenant explicitly ({spec.field}=...), or wrap the call in allow_cross_tenant()."
+    )
 
 
 def _refuse_customized_tenant(plan: CallPlan, place: PlanNode | None, chosen: str) -> None:
@@ -194,22 +238,26 @@ def _subtree(node: PlanNode) -> Iterator[PlanNode]:
 
 def _hard_sources(
     plan: CallPlan, nodes: list[PlanNode], tree_spec: TenantSpec
-) -> list[tuple[TenantRef, str]]:
-    """Tenants that explicit values name: tenant keywords, rows passed in, foreign-key ids."""
-    sources: list[tuple[TenantRef, str]] = []
+) -> list[tuple[TenantRef, str, bool]]:
+    """Tenants that explicit values name: tenant keywords (``explicit``), rows passed in,
+    foreign-key ids."""
+    sources: list[tuple[TenantRef, str, bool]] = []
     for node in nodes:
         spec = node.tenant
+        names_tenant = {spec.field, spec.relationship} if spec is not None else set()
+        values = {k: v.value for k, v in node.explicit()}
         for name, given in node.explicit():
             value = given.value
             if value is None or value is SKIP or is_declaration(value):
                 continue
             where = format_path((*node.path, name))
-            sources.extend((t, where) for t in _tenants_named(spec, name, value))
-            row = _row_by_key(node, name, value)
+            explicit = name in names_tenant
+            sources.extend((t, where, explicit) for t in _tenants_named(spec, name, value))
+            row = _row_by_key(node, name, values)
             found = tenant_of(row) if row is not None else None
             if found is not None:
-                sources.append((found, f"{where}={value!r}"))
-    return [(TenantRef(tree_spec.coerce(r.id), r.instance), w) for r, w in sources]
+                sources.append((found, f"{where}={value!r}", False))
+    return [(TenantRef(tree_spec.coerce(r.id), r.instance), w, e) for r, w, e in sources]
 
 
 def _tenants_named(spec: TenantSpec | None, key: str, value: Any) -> list[TenantRef]:
@@ -252,19 +300,23 @@ def _is_mapped(kind: type[Any]) -> bool:
     return known
 
 
-def _row_by_key(node: PlanNode, key: str, value: Any) -> Any:
+def _row_by_key(node: PlanNode, key: str, given: dict[str, Any]) -> Any:
     """For a foreign-key value (``project_id=7``), the row it points at (a SELECT, no write)."""
     relation = relationship_for_column(node.model, key)
     if relation in (None, key):
         return None
-    target = sa_inspect(node.model).relationships[relation].mapper.class_
-    if spec_for_model(target) is None:
+    linked = node.fields.get(str(relation))
+    if linked is not None and linked.source == "link by key" and linked.value is not SKIP:
+        return linked.value  # the plan loaded it already
+    found = identity_by_keys(node.model, str(relation), given)
+    if found is None or spec_for_model(found[0]) is None:
         return None
     session = find_session(node.factory)
     if session is None:
         return None
+    target, identity = found
     with session.no_autoflush:
-        return session.get(target, value)
+        return session.get(target, identity if len(identity) > 1 else identity[0])
 
 
 # -- the per-object hook ------------------------------------------------------------------------

@@ -19,11 +19,12 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
+from factory import enums
 from factory.declarations import SKIP, Maybe
 from sqlalchemy import inspect as sa_inspect
 
 from ..customizations import Customization, LinkOnly, Routed, format_path
-from ..errors import CustomizationError
+from ..errors import CustomizationError, LinkOnlyError
 from ..factory_boy_adapter import (
     SPLITTER,
     Target,
@@ -32,8 +33,9 @@ from ..factory_boy_adapter import (
     shape_of,
     targets_of,
 )
-from ..relationships import relationship_for_column
+from ..relationships import identity_by_keys, key_attributes, relationship_for_column
 from ..scoping import TenantDecision
+from ..session import find_session
 from .checks import validate
 from .nodes import (
     CALLER_SOURCES,
@@ -73,6 +75,8 @@ def plan_call(
     plan = CallPlan(factory_cls, strategy, routed, kwargs)
     if not all(_addressed(plan.root, k) is not None for k in kwargs):
         return plan  # a key aims past the places (a Dict item, a post-generation extra)
+    if any(v.source == "link by key" for n in plan.nodes() for v in n.fields.values()):
+        return plan  # the rows a key links are this call's own
     if len(_TEMPLATES) >= TEMPLATE_LIMIT:
         _TEMPLATES.clear()
     _TEMPLATES[key] = plan
@@ -116,6 +120,8 @@ class CallPlan:
                     "LinkOnly. Fix: pass field values as keywords, or wrap them in "
                     "customize(Model, ...)."
                 )
+        self._wanted = {r.path for r in routed if r.path is not None}
+        """Paths ``customize(path=)`` / ``LinkOnly(path=)`` name: the walk reaches them."""
         self.root = self._walk()
         for link in (r for r in routed if isinstance(r, LinkOnly)):
             route_link(self, link)
@@ -203,12 +209,25 @@ class CallPlan:
         for head, by_rank in nested.items():
             node.nested[head] = [(_pushed(layers[r][0], node), v) for r, v in by_rank.items()]
         self._link_by_key(node)
-        if len(node.path) >= MAX_DEPTH or node.factory in ancestors:
+        if len(node.path) >= MAX_DEPTH:
             return
+        repeated = node.factory in ancestors  # a self-reference: followed only where addressed
         for name, value in node.fields.items():
             targets = _decided_targets(node, value.value) if name not in node.provided else []
-            if targets:
-                self._add_child(node, name, targets[0], ancestors | {node.factory})
+            if not targets:
+                continue
+            if repeated and not self._addressed_below(node, name):
+                node.stopped.append(name)
+                continue
+            self._add_child(node, name, targets[0], ancestors | {node.factory})
+
+    def _addressed_below(self, node: PlanNode, name: str) -> bool:
+        """Whether the caller's keys or a ``customize(path=...)`` reach into ``node``'s place
+        ``name`` (so a self-reference is followed that deep)."""
+        path = (*node.path, name)
+        if any(source in CALLER_SOURCES for source, _ in node.nested.get(name, [])):
+            return True
+        return any(p[: len(path)] == path for p in (*self._routed, *self._wanted))
 
     def _add_child(
         self, node: PlanNode, name: str, target: Target, ancestors: frozenset[Any]
@@ -231,13 +250,16 @@ class CallPlan:
         return child
 
     def _link_by_key(self, node: PlanNode) -> None:
-        """A foreign-key value (``customer_id=7``) links that row: its place is skipped."""
+        """A foreign-key value (``customer_id=7``) links that row instead of building one: under
+        ``create()`` the row is loaded (one SELECT, no write), so declarations reading
+        ``o.customer`` see it, and a key that points at no row is refused here."""
         explicit = list(node.explicit())
         if not explicit or sa_inspect(node.model, raiseerr=False) is None:
             return
-        for key, value in explicit:
+        given = {k: v.value for k, v in explicit if not is_declaration(v.value)}
+        for key in given:
             relation = relationship_for_column(node.model, key)
-            if relation in (None, key) or is_declaration(value.value):
+            if relation in (None, key):
                 continue
             current = node.fields.get(str(relation))
             if (
@@ -245,7 +267,35 @@ class CallPlan:
                 and current.source not in CALLER_SOURCES
                 and targets_of(current.value)
             ):
-                node.fields[str(relation)] = FieldValue(SKIP, "link by key")
+                row = self._linked_row(node, str(relation), given)
+                node.fields[str(relation)] = FieldValue(row, "link by key")
+
+    def _linked_row(self, node: PlanNode, relation: str, given: Mapping[str, Any]) -> Any:
+        """The row foreign-key values point at, under ``create()`` with a session; else SKIP."""
+        columns = key_attributes(node.model, relation)
+        missing = [c for c in columns if given.get(c) is None]
+        if missing and len(missing) < len(columns):
+            keys = ", ".join(f"{c}=" for c in columns)
+            raise LinkOnlyError(
+                f"{self.name}: {', '.join(f'{c}=' for c in columns if c not in missing)} at "
+                f"{node.label!r} is part of the key of {relation!r}; {keys} together link it. "
+                f"Fix: give all of them, or pass {relation}=<row>."
+            )
+        session = find_session(node.factory) if self.strategy == enums.CREATE_STRATEGY else None
+        found = identity_by_keys(node.model, relation, given) if session is not None else None
+        if session is None or found is None:
+            return SKIP
+        target, identity = found
+        with session.no_autoflush:
+            row = session.get(target, identity if len(identity) > 1 else identity[0])
+        if row is None:
+            shown = ", ".join(f"{c}={given[c]!r}" for c in columns)
+            raise LinkOnlyError(
+                f"{self.name}: {shown} at {node.label!r} points at no {target.__name__} row. "
+                f"Fix: pass the key of an existing {target.__name__}, or leave {relation!r} to "
+                "its factory."
+            )
+        return row
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -300,6 +350,7 @@ class CallPlan:
                 n.role,
                 MappingProxyType(dict(n.fields)),
                 tuple(n.traits),
+                tuple(n.stopped),
             )
             for n in self._places()
         ]

@@ -59,6 +59,8 @@ class PlanNode:
     nested: dict[str, list[Layer]] = field(default_factory=dict)
     children: dict[str, PlanNode] = field(default_factory=dict)
     tenant: TenantSpec | None = None
+    stopped: list[str] = field(default_factory=list)
+    """Declared places not followed: a self-reference nothing addresses."""
     role: str = "build"
     """``build``; ``tenant`` (the tree's tenant place); ``pinned`` (set to the tree's tenant)."""
 
@@ -90,12 +92,21 @@ class Place:
     role: str
     fields: Mapping[str, FieldValue]
     traits: tuple[str, ...]
+    stopped: tuple[str, ...] = ()
+    """Declared places the walk did not follow below a repeated factory (a self-reference) that
+    no key or customize() reaches."""
 
     def __repr__(self) -> str:
         traits = f" traits={list(self.traits)}" if self.traits else ""
         role = "" if self.role == "build" else f" ({self.role})"
         head = f"{self.path}: {self.model.__name__} by {self.factory.__name__}{role}{traits}"
         body = [f"    {name} = {value!r}" for name, value in self.fields.items()]
+        if self.stopped:
+            body.append(
+                f"    (not followed below this repeat of {self.factory.__name__}: "
+                f"{', '.join(self.stopped)}; a key such as {self.stopped[0]}__field=... or "
+                "customize(..., path=...) follows it)"
+            )
         return "\n".join([head, *body])
 
 

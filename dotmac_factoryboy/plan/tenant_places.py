@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from factory.declarations import SKIP
+from sqlalchemy import inspect as sa_inspect
 
 from ..factory_boy_adapter import targets_of
 from ..registry import registry as default_registry
 from ..scoping import TenantRef, TenantSpec, injected, spec_for
+from ..session import find_session
 from .nodes import PlanNode
 
 if TYPE_CHECKING:
@@ -96,5 +98,15 @@ def tenant_keywords(node: PlanNode, tenant: TenantRef) -> dict[str, Any]:
             return {}
     out = injected(spec, tenant)
     if spec.field in out and relation is not None and relation in node.fields:
-        out[relation] = SKIP  # the declared place would build a tenant of its own
+        # The declared place would build a tenant of its own: it gets the tree's tenant row, so
+        # declarations read ``o.org.slug`` as well as ``o.org_slug``; a row of another session
+        # cannot be assigned, so the place is skipped then (the column alone says it).
+        out[relation] = tenant.instance if _assignable(tenant.instance, node) else SKIP
     return out
+
+
+def _assignable(instance: Any, node: PlanNode) -> bool:
+    if instance is None:
+        return False
+    owner = sa_inspect(instance).session
+    return owner is None or owner is find_session(node.factory)
