@@ -69,6 +69,21 @@ class LintReport:
         return "\n".join(lines)
 
 
+def failure_lines(failures: Iterable[LintFailure]) -> list[str]:
+    """One line per distinct failure (factory, exception, message), listing every trait set it
+    happened with: readable in a CI log, where a table would cut names."""
+    groups: dict[tuple[str, str, str], list[tuple[str, ...]]] = {}
+    for failure in failures:
+        key = (failure.factory, failure.exception, failure.message)
+        groups.setdefault(key, []).append(failure.traits)
+    lines = []
+    for (factory_name, exception, message), trait_sets in groups.items():
+        shown = " | ".join("+".join(t) or "no traits" for t in trait_sets)
+        calls = f" ({len(trait_sets)} calls)" if len(trait_sets) > 1 else ""
+        lines.append(f"FAIL {factory_name} [{shown}]{calls}: {exception}: {message}")
+    return lines
+
+
 def lint(
     *,
     registry: FactoryRegistry | None = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -332,7 +332,10 @@ class FactoryRegistry:
             except Exception as exc:
                 errors.append(exc)
         if blocked or errors:
-            raise CleanupError(_cleanup_message(blocked, errors), blocked=blocked, errors=errors)
+            with scope.lock:
+                others = _creators_by_table(r for r in scope.rows if not selected(r.factory))
+            message = _cleanup_message(blocked, errors, others)
+            raise CleanupError(message, blocked=blocked, errors=errors)
         return report
 
 
@@ -383,17 +386,37 @@ def _unique(sessions: Iterator[Session]) -> list[Session]:
     return list(seen.values())
 
 
-def _cleanup_message(blocked: list[BlockedRow], errors: list[BaseException]) -> str:
+def _creators_by_table(rows: Iterable[TrackedRow]) -> dict[str, set[str]]:
+    """Table name -> names of the factories whose tracked rows (still there) live in it."""
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        table = getattr(sa_inspect(type(row.instance)), "local_table", None)
+        if table is not None:
+            found.setdefault(str(table.name), set()).add(row.factory.__name__)
+    return found
+
+
+def _cleanup_message(
+    blocked: list[BlockedRow], errors: list[BaseException], others: dict[str, set[str]]
+) -> str:
     lines = []
     if blocked:
         lines.append(
-            f"{len(blocked)} tracked row(s) were left because rows the factories did not create "
-            "still reference them (everything else was deleted). Fix: delete or re-point the "
-            "referencing rows, then clean up again:"
+            f"{len(blocked)} tracked row(s) were left because other rows still reference them "
+            "(everything else was deleted). Fix: delete or re-point the referencing rows (or "
+            "clean up the factories that created them first, or call cleanup_all()), then clean "
+            "up again:"
         )
-        lines.extend(
-            f"  {b.table} {b.primary_key!r} is referenced from {b.referenced_by}" for b in blocked
-        )
+        for b in blocked:
+            makers = others.get(b.referenced_by)
+            whose = (
+                f"rows {', '.join(sorted(makers))} created, not part of this cleanup"
+                if makers
+                else "rows the factories did not create"
+            )
+            lines.append(
+                f"  {b.table} {b.primary_key!r} is referenced from {b.referenced_by} ({whose})"
+            )
     if errors:
         lines.append(f"{len(errors)} cleanup step(s) or handler(s) raised:")
         lines.extend(f"  {type(e).__name__}: {e}" for e in errors)

@@ -251,3 +251,228 @@ def test_create_batch_on_an_autocommit_connection(autocommit_engines: list[Any])
             session.rollback()
             assert session.scalar(select(func.count()).select_from(Counter)) == 8
             session.execute(Counter.__table__.delete())
+
+
+# -- the plugin in existing projects ------------------------------------------------------------
+
+MODELS = """
+import factory
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from dotmac_factoryboy import SQLAlchemyFactory
+
+class Base(DeclarativeBase):
+    pass
+
+class Guild(Base):
+    __tablename__ = "guilds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+
+class Client(Base):
+    __tablename__ = "clients"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+
+class GuildFactory(SQLAlchemyFactory[Guild]):
+    class Meta:
+        model = Guild
+    name = factory.Sequence(lambda n: f"guild{n}")
+
+class ClientFactory(SQLAlchemyFactory[Client]):
+    class Meta:
+        model = Client
+    name = "from the factory"
+"""
+
+
+def test_generated_fixtures_never_replace_fixtures_defined_elsewhere(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        app_models=MODELS,
+        app_fixtures="""
+            import pytest
+            from app_models import GuildFactory  # imported by a pytest_plugins module
+
+            @pytest.fixture
+            def guild():
+                return "the application's guild"
+        """,
+        third_party_plugin="""
+            import pytest
+
+            @pytest.fixture
+            def client():
+                return "the plugin's client"
+        """,
+        conftest="""
+            import pytest
+            pytest_plugins = ["app_fixtures"]
+
+            @pytest.fixture
+            def guild_factory():
+                return "the conftest's factory fixture"
+        """,
+        test_app="""
+            def test_others_fixtures_win(guild, client, guild_factory):
+                assert guild == "the application's guild"
+                assert client == "the plugin's client"
+                assert guild_factory == "the conftest's factory fixture"
+
+            def test_the_rest_is_generated(client_factory, guild__name):
+                assert client_factory.build().name == "from the factory"
+        """,
+    )
+    pytester.makeini("[pytest]\nfactory_metadata = app_models:Base\nfactory_modules = app_models\n")
+    result = pytester.runpytest_subprocess("-p", "third_party_plugin", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_factory_modules_import_from_the_rootdir_under_plain_pytest(
+    pytester: pytest.Pytester,
+) -> None:
+    import sys
+
+    pytester.makepyfile(
+        app_models=MODELS,
+        test_app="def test_guild(guild):\n    assert guild.id is not None\n",
+    )
+    pytester.makeini("[pytest]\nfactory_metadata = app_models:Base\nfactory_modules = app_models\n")
+    import os
+    import subprocess
+
+    console_script = str(Path(sys.executable).parent / "pytest")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as a user's shell has it
+    run = subprocess.run(
+        [console_script, "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("ini", "named"),
+    [
+        ("factory_modules = app_modles\n", "factory_modules: cannot import 'app_modles'"),
+        ("factory_metadata = app_models:Bsae\n", "factory_metadata:"),
+    ],
+)
+def test_a_bad_setting_is_one_usage_error_at_start_up(
+    pytester: pytest.Pytester, ini: str, named: str
+) -> None:
+    pytester.makepyfile(
+        app_models=MODELS,
+        test_app="".join(f"def test_{n}(guild):\n    pass\n\n" for n in range(11)),
+    )
+    pytester.makeini(f"[pytest]\n{ini}")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if named in line]
+    assert len(errors) == 1, result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_the_cli_imports_a_project_module_from_the_current_directory(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "clinic_app.py").write_text(MODELS)
+    command = str(Path(sys.executable).parent / "dotmac-factoryboy")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        [command, "graph", "--factories", "clinic_app"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "GuildFactory" in run.stdout and "ClientFactory" in run.stdout
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_server_url_whose_database_is_missing_is_one_error(
+    pytester: pytest.Pytester, backend: str
+) -> None:
+    from sqlalchemy import make_url
+
+    from .backends import server_url
+
+    missing = make_url(server_url(backend)).set(database="dotmac_no_such_base")
+    pytester.makepyfile(
+        app_models=MODELS,
+        test_app="".join(f"def test_{n}(guild):\n    pass\n\n" for n in range(11)),
+    )
+    pytester.makeini("[pytest]\nfactory_metadata = app_models:Base\nfactory_modules = app_models\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--factory-db-url={missing.render_as_string(False)}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert output.count("cannot prepare the test database") == 1, output
+    assert "<name> must exist" in output and "Traceback" not in output
+
+
+# -- output people read -------------------------------------------------------------------------
+
+
+def test_a_factorys_cleanup_names_the_factory_whose_rows_block_it(session: Session) -> None:
+    from dotmac_factoryboy.errors import CleanupError
+
+    from .core_factories import CompanyFactory, DepartmentFactory
+
+    department = DepartmentFactory.create()
+    key = department.id
+    with pytest.raises(CleanupError) as info:
+        CompanyFactory.cleanup()
+    message = str(info.value)
+    assert "core_departments (rows DepartmentFactory created" in message
+    assert "did not create" not in message
+    DepartmentFactory.cleanup()
+    CompanyFactory.cleanup()
+    assert session.get(type(department), key) is None
+
+
+def test_lint_in_a_ci_log_is_one_line_per_distinct_failure() -> None:
+    from dotmac_factoryboy.linting import LintFailure, failure_lines
+
+    name = "NullLabelSprocketFactoryWithALongName"
+    failures = [
+        LintFailure(name, traits, "IntegrityError", "NOT NULL constraint failed: label")
+        for traits in [(), ("shiny",), ("shiny", "big")]
+    ] + [LintFailure(name, ("big",), "ValueError", "too big")]
+    lines = failure_lines(failures)
+    assert lines == [
+        f"FAIL {name} [no traits | shiny | shiny+big] (3 calls): IntegrityError: "
+        "NOT NULL constraint failed: label",
+        f"FAIL {name} [big]: ValueError: too big",
+    ]
+
+
+def test_no_reproduce_hint_after_a_lost_connection(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        app_models=MODELS,
+        test_app="""
+            from sqlalchemy.exc import OperationalError
+
+            def test_connection_refused():
+                raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+            def test_plain_failure(guild_factory):
+                assert guild_factory.build().name == "nope"
+        """,
+    )
+    pytester.makeini("[pytest]\nfactory_metadata = app_models:Base\nfactory_modules = app_models\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert output.count("reproduce with") == 1
+    assert "test_app.py::test_plain_failure' --factory-seed" in output

@@ -6,6 +6,7 @@ refusal or a failed run exits 1.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -48,6 +49,10 @@ class OneLineErrors(click.Group):
 @click.version_option(package_name="dotmac-factoryboy")
 def main() -> None:
     """Seed realistic multi-tenant data, lint factories, draw their graph."""
+    # Modules named by --factories / --metadata import from the current directory, as under
+    # `python -m` (the console script alone would not look there).
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 main.add_command(seed)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..engines import engine_for
 from ..errors import first_line
+from ..linting import failure_lines
 from ..linting import lint as run_lint
 from ..targets import factories_in, load_module, metadata_for
 from .options import factories_option, metadata_option, one_line_errors
@@ -43,13 +44,16 @@ def lint(url: str, metadata: str | None, factories_module: str, traits: bool) ->
     with Session(engine) as session:
         report = run_lint(session=session, traits=traits, factories=factories)
         session.rollback()
-    if report.failures:
+    if report.failures and console.is_terminal:
         table = Table("factory", "traits", "exception", "message", title="Lint failures")
         for failure in report.failures:
             table.add_row(
                 failure.factory, ", ".join(failure.traits), failure.exception, failure.message
             )
         console.print(table)
+    elif report.failures:  # a CI log: one line per distinct failure, full names, grouped
+        for line in failure_lines(report.failures):
+            click.echo(line)
     for finding in report.findings:
         click.echo(f"note {finding.factory} [{finding.kind}]: {finding.message}")
     console.print(

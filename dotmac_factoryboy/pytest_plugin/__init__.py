@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import importlib
 import random
+import sys
 import types
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from ..errors import TargetError
 from ..registry import registry
 from .database import shown_url
 from .fixtures import (
@@ -25,6 +28,7 @@ from .fixtures import (
     _dotmac_lazy_binding,
     _dotmac_reproducible,
     _refuse_disconnected,
+    configured_metadata,
     data_generator,
     db_session,
     factory_binding,
@@ -124,9 +128,29 @@ def pytest_configure(config: pytest.Config) -> None:
     if cache is not None:
         cache.set(SEED_CACHE, config.stash[SEED])
     config.stash[FIXTURE_PLUGINS] = {}
-    for module in config.getini("factory_modules"):
-        importlib.import_module(module)
+    _load_settings(config)
     _sync_factory_fixtures(config)
+
+
+def _load_settings(config: pytest.Config) -> None:
+    """Import ``factory_modules`` and check ``factory_metadata`` now, the way pytest imports
+    conftests (from the rootdir and ``pythonpath``): a bad setting is one usage error at
+    start-up naming it, not an error in every test."""
+    root = str(config.rootpath)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    for module in config.getini("factory_modules"):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise pytest.UsageError(
+                f"factory_modules: cannot import {module!r} ({type(exc).__name__}: {exc}). Fix: "
+                "name a module importable from the rootdir or pythonpath, e.g. tests.factories."
+            ) from None
+    try:
+        configured_metadata(config)
+    except TargetError as exc:
+        raise pytest.UsageError(f"factory_metadata: {exc}") from None
 
 
 def _seed(config: pytest.Config) -> int:
@@ -204,12 +228,21 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if report.failed:
+    if report.failed and _reproducible(item, call):
         seed = item.config.stash[SEED]
         report.sections.append(
             ("dotmac-factoryboy", f"reproduce with: pytest '{item.nodeid}' --factory-seed {seed}")
         )
     return report
+
+
+def _reproducible(item: pytest.Item, call: pytest.CallInfo[None]) -> bool:
+    """Whether a seed could reproduce the failure: the project uses the seed, and the failure is
+    not a lost or refused database connection."""
+    if not registry.factories and item.config.getoption("factory_seed") is None:
+        return False
+    error = call.excinfo.value if call.excinfo is not None else None
+    return not isinstance(error, (OperationalError, InterfaceError, DisconnectionError))
 
 
 # -- fixtures for every registered factory (pytest-factoryboy) ----------------------------------
@@ -220,15 +253,42 @@ def _is_ours(module: types.ModuleType) -> bool:
 
 
 def _sync_factory_fixtures(config: pytest.Config) -> None:
-    """Give every registered factory pytest-factoryboy fixtures (once per factory class)."""
+    """Give every registered factory pytest-factoryboy fixtures (once per factory class); a
+    fixture someone else defines under the same name is never replaced."""
     done: dict[str, Any] = config.stash[FIXTURE_PLUGINS]
+    taken: set[str] | None = None
     for name, factory_cls in registry.factories.items():
         if done.get(name) is factory_cls:
             continue
         done[name] = factory_cls
         module = types.ModuleType(f"dotmac_factoryboy_fixtures_{len(done)}_{name}")
-        _register_fixtures(factory_cls, name, vars(module))
+        namespace = vars(module)
+        _register_fixtures(factory_cls, name, namespace)
+        taken = _fixtures_of_others(config) if taken is None else taken
+        for fixture_name in taken & set(namespace):  # yours (or another plugin's) win
+            del namespace[fixture_name]
         config.pluginmanager.register(module, module.__name__)
+
+
+def _fixtures_of_others(config: pytest.Config) -> set[str]:
+    """Fixture names defined by every plugin registered so far (conftests, ``pytest_plugins``
+    modules, installed plugins), except our generated ones.
+
+    pytest has no public way to list fixtures before collection; ``getfixturemarker`` (private
+    to ``_pytest.fixtures``) is what pytest itself uses to recognise one.
+    """
+    from _pytest.fixtures import getfixturemarker
+
+    names: set[str] = set()
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, types.ModuleType) and _is_ours(plugin):
+            continue
+        values = vars(plugin).items() if isinstance(plugin, types.ModuleType) else ()
+        for attribute, value in values:
+            marker = getfixturemarker(value)
+            if marker is not None:
+                names.add(marker.name or attribute)
+    return names
 
 
 def _register_fixtures(factory_cls: Any, name: str, namespace: dict[str, Any]) -> None:

@@ -11,16 +11,17 @@ from typing import Any
 import factory.random
 import pytest
 from sqlalchemy import Engine, MetaData, create_engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..builders import TestDataBuilder
 from ..engines import sqlite_savepoints
-from ..errors import CleanupError, ConfigurationError
+from ..errors import CleanupError, ConfigurationError, first_line
 from ..factory_boy_adapter import reset_sequences
 from ..generators import DataGenerator
 from ..registry import FactoryRegistry, TrackingScope, registry
 from ..targets import load_metadata
-from .database import TestDatabase
+from .database import TestDatabase, shown_url
 
 SEED = pytest.StashKey[int]()
 METADATA = pytest.StashKey[list[str]]()
@@ -51,7 +52,16 @@ def factory_engine(
     """The run's engine, on the plugin's own test database, with the schema created once."""
     config = request.config
     metadatas = configured_metadata(config)
-    database = TestDatabase.open(config, metadatas, tmp_path_factory.getbasetemp())
+    try:
+        database = TestDatabase.open(config, metadatas, tmp_path_factory.getbasetemp())
+    except (SQLAlchemyError, ConfigurationError) as exc:  # one line for the run, not per test
+        pytest.exit(
+            f"dotmac-factoryboy: cannot prepare the test database for {shown_url(config)}: "
+            f"{first_line(exc)}. Fix: on a server the plugin connects to the URL's database "
+            "<name> to create test_<name>, so <name> must exist (or pass --factory-db-as-is to "
+            "use the URL exactly as given).",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
     engine = create_engine(database.url)
     if engine.dialect.name == "sqlite":
         sqlite_savepoints(engine)
