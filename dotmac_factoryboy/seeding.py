@@ -147,6 +147,7 @@ def prepare(options: SeedOptions, append: bool) -> tuple[SeedOptions, MetaData]:
     factories = factories_in(load_module(options.factories))
     metadata = metadata_for(options.metadata, factories)
     engine = engine_for(options.url)
+    _refuse_other_shapes(engine, metadata)
     counts = count_rows(engine, metadata)
     filled = {name: n for name, n in counts.items() if n}
     if filled and not append:
@@ -163,6 +164,48 @@ def prepare(options: SeedOptions, append: bool) -> tuple[SeedOptions, MetaData]:
         (counts.get(t, 0) for t in tenant_tables), default=max(counts.values(), default=0)
     )
     return replace(options, first_tenant=existing), metadata
+
+
+def _refuse_other_shapes(engine: Engine, metadata: MetaData) -> None:
+    """Tables that exist with other columns than the models' would fail mid-seed: refuse first."""
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names())
+    wrong = []
+    for table in metadata.sorted_tables:
+        if table.name not in present:
+            continue
+        found = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = sorted(c.name for c in table.columns if c.name not in found)
+        if missing:
+            wrong.append(f"{table.name} lacks {', '.join(missing)}")
+    if wrong:
+        raise SeedRefusedError(
+            f"{safe_url(engine)} has tables shaped differently from the models: "
+            f"{'; '.join(wrong)}. Nothing was written. Fix: migrate the database to the models "
+            "(or drop those tables), or seed another database."
+        )
+
+
+def undo(engine: Engine, metadata: MetaData) -> None:
+    """Empty the schema's tables after a failed seed of a database that was empty (seed refuses
+    any other without --append), so the database is left as it was found."""
+    tables = list(reversed(metadata.sorted_tables))
+    present = set(inspect(engine).get_table_names())
+    tables = [t for t in tables if t.name in present]
+    with engine.begin() as connection:
+        dialect = engine.dialect.name
+        if dialect == "postgresql":
+            names = ", ".join(engine.dialect.identifier_preparer.format_table(t) for t in tables)
+            connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+            return
+        if dialect == "sqlite":
+            connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        elif dialect in ("mysql", "mariadb"):
+            connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+        for table in tables:
+            connection.execute(table.delete())
+        if dialect in ("mysql", "mariadb"):
+            connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
 
 
 def count_rows(engine: Engine, metadata: MetaData) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from dotmac_factoryboy import lint, registry
@@ -457,5 +457,23 @@ def test_a_failing_tenant_is_one_line_and_exit_code_1(jobs: str, tmp_path: Path)
     )
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
-    assert errors == ["error: tenant 1: ValueError: boom in the hook"]
+    assert errors == [
+        "error: tenant 1: ValueError: boom in the hook Nothing was kept: the database is empty "
+        "again."
+    ]
     assert "Traceback" not in proc.stderr
+    assert counts(f"sqlite:///{tmp_path / 'isp_demo.db'}", Tenant, Customer) == [0, 0]
+
+
+def test_seed_refuses_tables_shaped_differently_before_writing(empty_url: str) -> None:
+    engine = create_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE tenants (id INTEGER PRIMARY KEY)"))
+    before = set(inspect(engine).get_table_names())
+    result = run("seed", "--url", empty_url, "--tenants", "1", *SMALL)
+    assert result.exit_code == 1
+    assert "shaped differently" in result.output and "tenants lacks" in result.output
+    assert set(inspect(engine).get_table_names()) == before  # nothing created or written
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE tenants"))
+    engine.dispose()

@@ -476,3 +476,50 @@ def test_no_reproduce_hint_after_a_lost_connection(pytester: pytest.Pytester) ->
     output = result.stdout.str()
     assert output.count("reproduce with") == 1
     assert "test_app.py::test_plain_failure' --factory-seed" in output
+
+
+# -- docs that are true ---------------------------------------------------------------------------
+
+
+def test_the_errors_page_lists_every_error_and_its_bases() -> None:
+    import re
+
+    from dotmac_factoryboy import errors
+
+    page = (Path(__file__).parent.parent / "docs" / "pages" / "errors.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \|([^|]*)\|", page, flags=re.MULTILINE)
+    listed = {name: set(re.findall(r"`(\w+)`", also)) for name, also in rows}
+    classes = {
+        name: value
+        for name, value in vars(errors).items()
+        if isinstance(value, type)
+        and issubclass(value, errors.DotmacFactoryError)
+        and value is not errors.DotmacFactoryError
+    }
+    assert set(listed) == set(classes)
+    for name, cls in classes.items():
+        bases = {b.__name__ for b in cls.__bases__} - {"DotmacFactoryError"}
+        assert listed[name] == bases, name
+
+
+def test_the_recipes_page_is_one_project_pytest_collects_at_its_root(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    page = (Path(__file__).parent.parent / "docs" / "pages" / "recipes.md").read_text()
+    blocks = re.findall(r"```(?:python|ini|toml)\n# ([\w./-]+)\n(.*?)```", page, flags=re.DOTALL)
+    assert len(blocks) > 10
+    for name, body in blocks:
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "error" not in run.stdout.lower()

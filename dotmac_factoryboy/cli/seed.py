@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from ..engines import engine_for, in_memory, safe_url
-from ..seeding import SeedOptions, count_rows, prepare, seed_tenants
+from ..errors import SeedFailedError
+from ..seeding import SeedOptions, count_rows, prepare, seed_tenants, undo
 from .options import factories_option, metadata_option, one_line_errors
 
 
@@ -84,7 +85,16 @@ def seed(
             highlight=False,
         )
         started = time.perf_counter()
-        _run(options, jobs, console)
+        try:
+            _run(options, jobs, console)
+        except SeedFailedError as exc:
+            if any(before.values()):  # --append: the tenants seeded before the failure stay
+                raise SeedFailedError(
+                    f"{exc} Tenants seeded before it (from {options.first_tenant} on) stay; "
+                    "the rows that were there before are untouched."
+                ) from exc
+            undo(engine, schema)  # it was empty: leave it empty
+            raise SeedFailedError(f"{exc} Nothing was kept: the database is empty again.") from exc
         elapsed = time.perf_counter() - started
         after = count_rows(engine, schema)
     _summary(before, after, elapsed, options)
