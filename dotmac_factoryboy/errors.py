@@ -97,3 +97,7 @@ class SeedFailedError(SeedError):
 
 class SeedRefusedError(SeedError):
     """``seed`` would write into tables that already hold rows (pass ``--append`` to add)."""
+
+
+class SkippedPlaceError(DotmacFactoryError, AttributeError):
+    """A declaration read an attribute of a place the call does not build (a skipped place)."""

@@ -19,7 +19,12 @@ from dotmac_factoryboy import (
     customize,
     tenant_context,
 )
-from dotmac_factoryboy.errors import LinkOnlyError, TenantContextError, TenantIsolationError
+from dotmac_factoryboy.errors import (
+    LinkOnlyError,
+    SkippedPlaceError,
+    TenantContextError,
+    TenantIsolationError,
+)
 
 
 class Base(DeclarativeBase):
@@ -253,3 +258,12 @@ def test_a_composite_foreign_key_links_the_row(db: Session) -> None:
     with pytest.raises(LinkOnlyError, match="points at no Card"):
         CommentFactory.create(board_id=card.board_id, card_number=card.number + 100)
     assert counts(db)["pm_comments"] == 1
+
+
+def test_reading_a_place_the_call_does_not_build_names_it_and_the_fix() -> None:
+    with pytest.raises(SkippedPlaceError) as info:
+        CardFactory.build(board_id=5)  # no row loaded under build(): the board place is skipped
+    message = str(info.value)
+    assert "CardFactory.board is not built" in message and "board.name" in message
+    assert "customize(Model, path=...)" in message and "board=row" in message
+    assert isinstance(info.value, AttributeError)

@@ -25,8 +25,9 @@ import factory
 import faker
 from factory import enums, errors
 from factory.builder import DeclarationWithContext, parse_declarations
-from factory.declarations import LazyFunction, Sequence, SubFactory
+from factory.declarations import SKIP, LazyFunction, Sequence, Skip, SubFactory
 
+from ..errors import SkippedPlaceError
 from . import is_factory
 
 LOGGER = logging.getLogger("factory.generate")
@@ -76,7 +77,8 @@ class CompiledFactory:
         stub = step.stub
         attributes = step.attributes
         for name in self.order:
-            attributes[name] = getattr(stub, name)  # as StepBuilder: a real attribute wins
+            value = getattr(stub, name)  # as StepBuilder: a real attribute wins
+            attributes[name] = SKIP if isinstance(value, SkippedPlace) else value
         args, kwargs = meta.prepare_arguments(attributes)
         instance = meta.instantiate(step=step, args=args, kwargs=kwargs)
         results = {
@@ -136,6 +138,28 @@ def _check_factory(step: BuildStep, factory_cls: Any) -> None:
         )
 
 
+class SkippedPlace(Skip):
+    """What a declaration reads for a place the call does not build (factory_boy's SKIP: falsy,
+    dropped from the model's keywords); reading an attribute of it names the place and the fix
+    instead of ``'Skip' object has no attribute``."""
+
+    def __init__(self, factory_name: str, field: str) -> None:
+        self.factory_name = factory_name
+        self.field = field
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        where = f"{self.factory_name}.{self.field}"
+        raise SkippedPlaceError(
+            f"{where} is not built in this call (a place linked by a foreign-key id without a "
+            "session to load the row, set to SKIP, or left out by a trait), so "
+            f"{self.field}.{attribute} cannot be read. Fix: build it ({self.field}__... keywords "
+            f"or customize(Model, path=...)), pass the row itself ({self.field}=row), or read the "
+            f"foreign-key column instead (SelfAttribute('{self.field}_id') or similar)."
+        )
+
+
 class Resolver:
     """factory_boy's ``Resolver``: fields computed on first read, cycles refused, read-only.
 
@@ -161,7 +185,7 @@ class Resolver:
             raise AttributeError(name)
         values = self.__values
         if name in values:
-            return values[name]
+            return self.__read(name, values[name])
         pending = self.__pending
         if name in pending:
             raise errors.CyclicDefinitionError(
@@ -188,6 +212,12 @@ class Resolver:
         finally:
             pending.pop()
         values[name] = value
+        return self.__read(name, value)
+
+    def __read(self, name: str, value: Any) -> Any:
+        """A skipped place reads as a falsy Skip that names itself when an attribute is read."""
+        if value is SKIP:
+            return SkippedPlace(self.__builder.factory_meta.factory.__name__, name)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
