@@ -237,16 +237,21 @@ def test_rows_of_another_tenant_inside_a_tenant_context_are_refused(db: Session)
 def test_a_self_reference_is_followed_as_deep_as_the_call_addresses(db: Session) -> None:
     plan = BoardFactory.explain(child=True, parent__owner__handle="x")
     assert plan.place("parent.owner").fields["handle"].value == "x"
-    assert plan.place("parent").stopped == ("workspace",)  # nothing addresses it
+    assert plan.place("parent").stopped == ()  # its parent is None: nothing repeats
+    twice = BoardFactory.explain(child=True, parent__child=True)
+    assert twice.place("parent").stopped == ("parent",)  # the repeat nothing addresses
+    assert "not followed below this repeat of BoardFactory: parent" in repr(twice)
     deep = BoardFactory.explain(child=True, parent__child=True, parent__parent__name="deep")
     assert deep.place("parent.parent").fields["name"].value == "deep"
-    assert set(deep.place("parent.parent").stopped) == {"workspace", "owner"}
-    assert "not followed below this repeat of BoardFactory" in repr(deep)
+    assert deep.place("parent.parent.owner").model is Member
     routed = BoardFactory.explain(customize(Member, path="parent.owner", handle="y"), child=True)
     assert routed.place("parent.owner").fields["handle"].value == "y"
     board = BoardFactory.create(customize(Member, path="parent.owner", handle="y"), child=True)
     assert board.parent is not None and board.parent.owner.handle == "y"
     assert board.parent.parent is None
+    nested = BoardFactory.create(child=True, parent__child=True, parent__parent__name="deep")
+    assert nested.parent.parent.name == "deep"  # type: ignore[union-attr]
+    assert nested.parent.parent.owner.email.endswith(f"@{nested.ws}.test")  # type: ignore[union-attr]
 
 
 def test_a_composite_foreign_key_links_the_row(db: Session) -> None:

@@ -211,15 +211,19 @@ class CallPlan:
         self._link_by_key(node)
         if len(node.path) >= MAX_DEPTH:
             return
-        repeated = node.factory in ancestors  # a self-reference: followed only where addressed
+        # Below a repeated factory (a self-reference), the edges that repeat again are followed
+        # only where the call addresses them; every other place is walked as usual.
+        repeated = node.factory in ancestors
+        seen = ancestors | {node.factory}
         for name, value in node.fields.items():
             targets = _decided_targets(node, value.value) if name not in node.provided else []
             if not targets:
                 continue
-            if repeated and not self._addressed_below(node, name):
+            cycle = targets[0].factory in seen
+            if repeated and cycle and not self._addressed_below(node, name):
                 node.stopped.append(name)
                 continue
-            self._add_child(node, name, targets[0], ancestors | {node.factory})
+            self._add_child(node, name, targets[0], seen)
 
     def _addressed_below(self, node: PlanNode, name: str) -> bool:
         """Whether the caller's keys or a ``customize(path=...)`` reach into ``node``'s place
