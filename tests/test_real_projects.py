@@ -523,3 +523,18 @@ def test_the_recipes_page_is_one_project_pytest_collects_at_its_root(tmp_path: P
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "error" not in run.stdout.lower()
+
+
+def test_lint_never_touches_a_session_that_needs_an_application_context(tmp_path: Path) -> None:
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    def outside_app_context() -> object:
+        raise RuntimeError("Working outside of application context.")
+
+    flask_style = scoped_session(sessionmaker(), scopefunc=outside_app_context)
+    linter = create_engine(f"sqlite:///{tmp_path / 'lint.db'}")
+    Base.metadata.create_all(linter)
+    with Session(linter) as lint_session:
+        report = lint(session=lint_session, factories=[counters(flask_style)])  # type: ignore[arg-type]
+    assert report.ok, str(report)
+    assert report.checked == 1
