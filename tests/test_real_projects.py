@@ -329,29 +329,28 @@ def test_generated_fixtures_never_replace_fixtures_defined_elsewhere(
     result.assert_outcomes(passed=2)
 
 
+def console_script(name: str, *args: str, cwd: Path) -> Any:
+    """A console script of this environment run as a user's shell runs it: no PYTHONPATH, so
+    only what the script itself puts on sys.path is importable."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [str(Path(sys.executable).parent / name), *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
 def test_factory_modules_import_from_the_rootdir_under_plain_pytest(
     pytester: pytest.Pytester,
 ) -> None:
-    import sys
 
     pytester.makepyfile(
         app_models=MODELS,
         test_app="def test_guild(guild):\n    assert guild.id is not None\n",
     )
     pytester.makeini("[pytest]\nfactory_metadata = app_models:Base\nfactory_modules = app_models\n")
-    import os
-    import subprocess
-
-    console_script = str(Path(sys.executable).parent / "pytest")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as a user's shell has it
-    run = subprocess.run(
-        [console_script, "-p", "no:cacheprovider", "-q"],
-        cwd=pytester.path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = console_script("pytest", "-p", "no:cacheprovider", "-q", cwd=pytester.path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
 
@@ -379,21 +378,8 @@ def test_a_bad_setting_is_one_usage_error_at_start_up(
 
 
 def test_the_cli_imports_a_project_module_from_the_current_directory(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "clinic_app.py").write_text(MODELS)
-    command = str(Path(sys.executable).parent / "dotmac-factoryboy")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = subprocess.run(
-        [command, "graph", "--factories", "clinic_app"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = console_script("dotmac-factoryboy", "graph", "--factories", "clinic_app", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "GuildFactory" in run.stdout and "ClientFactory" in run.stdout
 
