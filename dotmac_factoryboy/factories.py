@@ -3,6 +3,7 @@ validated calls and explicit priorities."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -13,7 +14,7 @@ from factory import enums
 from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
 from factory.base import FactoryMetaClass, OptionDefault
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.orm import Session
 
 from .context import set_for_block
@@ -25,7 +26,7 @@ from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_
 from .plan import CallPlan, plan_call, takes_name
 from .registry import CleanupHandler, FactoryRegistry, registry
 from .scoping import TenantRef, remember_tenant_factory, tenant_ref
-from .session import autocommits, find_session, session_for
+from .session import async_session_of, autocommits, bridged, find_session, session_for
 from .tenancy import check_object, decide, validated_tenant
 
 ModelT = TypeVar("ModelT")
@@ -217,6 +218,29 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         return [cls.build(*routed, **kwargs) for _ in range(number)]
 
     @classmethod
+    async def create_async(cls, *routed: Routed, **kwargs: Any) -> ModelT:
+        """``create()`` for an ``AsyncSession``: the whole call runs in the session's
+        ``run_sync`` (SQLAlchemy's greenlet bridge); with a sync session it just runs."""
+        return await _bridged(cls, lambda: cls.create(*routed, **kwargs))  # type: ignore[no-any-return]
+
+    @classmethod
+    async def create_batch_async(
+        cls,
+        size: int | Routed | None = None,
+        *routed: Routed,
+        count: int | None = None,
+        **kwargs: Any,
+    ) -> list[ModelT]:
+        """``create_batch()`` for an ``AsyncSession`` (all or nothing, as the sync one)."""
+        work = lambda: cls.create_batch(size, *routed, count=count, **kwargs)  # noqa: E731
+        return await _bridged(cls, work)  # type: ignore[no-any-return]
+
+    @classmethod
+    async def cleanup_async(cls) -> None:
+        """``cleanup()`` for rows written through an ``AsyncSession``."""
+        await _bridged(cls, cls.cleanup)
+
+    @classmethod
     def cleanup(cls) -> None:
         """Delete the rows this factory created in the current scope, children first."""
         registry_of(cls).cleanup_factory(cls)
@@ -369,6 +393,20 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         return instance
 
 
+async def _bridged(factory_cls: Any, work: Callable[[], Any]) -> Any:
+    """Run ``work`` (a sync call) where ``factory_cls``'s AsyncSession can serve it: inside that
+    session's ``run_sync``; with a sync session, directly."""
+    session = await async_session_of(factory_cls)
+    if session is None:
+        return work()
+
+    def in_greenlet(_sync_session: Session) -> Any:
+        with bridged(session):
+            return work()
+
+    return await session.run_sync(in_greenlet)
+
+
 def _resolve_session(tree: BuildTree, factory_cls: Any) -> None:
     """Choose each factory's session before anything is built: a factory on our ``_create``
     must have one; one whose own ``_create`` may never touch a session keeps any it has."""
@@ -418,18 +456,27 @@ def _failing_index(pending: list[Saved], sessions: list[Session]) -> int | None:
     is rolled back afterwards (the error path only)."""
     savepoints = [s.begin_nested() for s in sessions]
     try:
-        for index in sorted({p.index for p in pending}):
-            try:
-                for saved in (p for p in pending if p.index == index):
-                    saved.session.add(saved.instance)
-                for session in sessions:
-                    session.flush()
-            except DBAPIError:
-                return index
-        return None
+        # Replaying rows whose keys collide (the very failure looked for) makes SQLAlchemy warn
+        # about conflicting identities; the replay is rolled back, so the warning is noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SAWarning)
+            return _first_failing(pending, sessions)
     finally:
         for savepoint in reversed(savepoints):
             savepoint.rollback()  # also ends a SAVEPOINT a failed flush deactivated
+
+
+def _first_failing(pending: list[Saved], sessions: list[Session]) -> int | None:
+    """The batch index of the first tree whose flush fails, or None."""
+    for index in sorted({p.index for p in pending}):
+        try:
+            for saved in (p for p in pending if p.index == index):
+                saved.session.add(saved.instance)
+            for session in sessions:
+                session.flush()
+        except DBAPIError:
+            return index
+    return None
 
 
 def _batch_error(factory_cls: Any, number: int, index: int | None, exc: DBAPIError) -> BatchError:

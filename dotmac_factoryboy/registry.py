@@ -271,6 +271,29 @@ class FactoryRegistry:
         """
         return self._cleanup(self.current_scope, None, include_dependents=include_dependents)
 
+    async def cleanup_all_async(self, *, include_dependents: bool = False) -> CleanupReport:
+        """``cleanup_all()`` for rows written through AsyncSessions: each such session's rows
+        are deleted inside its own ``run_sync``, then the rest (and the handlers) as usual."""
+        from sqlalchemy.ext.asyncio import async_session
+
+        scope = self.current_scope
+        with scope.lock:
+            sessions = _unique(r.session for r in scope.rows)
+        report = CleanupReport()
+        for proxy in (p for p in map(async_session, sessions) if p is not None):
+
+            def part(_sync: Session, mine: Session = proxy.sync_session) -> CleanupReport:
+                return self._cleanup(
+                    scope,
+                    None,
+                    lambda row: row.session is mine,
+                    include_dependents=include_dependents,
+                )
+
+            report.merge(await proxy.run_sync(part))
+        report.merge(self._cleanup(scope, None, include_dependents=include_dependents))
+        return report
+
     def cleanup_factory(
         self, factory_cls: FactoryClass, *, include_dependents: bool = False
     ) -> CleanupReport:

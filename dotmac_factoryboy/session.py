@@ -1,5 +1,6 @@
 """The one place a session is chosen: a held session (lint) > Meta session factory > Meta session >
-the bound session.
+the bound session. An AsyncSession is written through only inside its own ``run_sync`` (the
+``*_async`` calls), where its ``sync_session`` stands in for it.
 
 Factories, tenancy, builders and cleanup all ask here, so a factory writes, links and looks up
 rows through the same session whatever asked.
@@ -7,6 +8,7 @@ rows through the same session whatever asked.
 
 from __future__ import annotations
 
+import inspect as pyinspect
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -18,21 +20,72 @@ from .context import set_for_block
 from .errors import ConfigurationError
 
 
-def check_sync(session: Any, where: str) -> None:
-    """Refuse what cannot serve as a synchronous session, before anything uses it."""
-    if session is None or isinstance(session, (Session, scoped_session)):
-        return
+def is_async(session: Any) -> bool:
+    """Whether ``session`` is an ``AsyncSession`` (or an ``async_scoped_session``)."""
     # By module, not isinstance: importing sqlalchemy.ext.asyncio needs greenlet installed.
-    if any(c.__module__.startswith("sqlalchemy.ext.asyncio") for c in type(session).__mro__):
-        raise ConfigurationError(
-            f"{where}: got an AsyncSession; async sessions are not supported yet. Fix: bind a "
-            "synchronous Session (for example `async_session.sync_session` inside run_sync, or "
-            "a Session on a sync engine for the same database)."
-        )
+    return any(c.__module__.startswith("sqlalchemy.ext.asyncio") for c in type(session).__mro__)
+
+
+def check_sync(session: Any, where: str) -> None:
+    """Refuse what cannot serve as a session (sync, or async for the ``*_async`` calls)."""
+    if session is None or isinstance(session, (Session, scoped_session)) or is_async(session):
+        return
     raise ConfigurationError(
         f"{where}: {session!r} is not a SQLAlchemy Session. Fix: pass a "
-        "sqlalchemy.orm.Session (or scoped_session)."
+        "sqlalchemy.orm.Session (or scoped_session), or an AsyncSession for create_async()."
     )
+
+
+_BRIDGED: ContextVar[Any] = ContextVar("dotmac_bridged_session", default=None)
+"""The AsyncSession whose ``run_sync`` runs the current ``*_async`` call, if any."""
+
+
+def bridged(session: Any) -> AbstractContextManager[None]:
+    """Inside ``session.run_sync``: factories resolving to ``session`` write through its
+    ``sync_session`` (SQLAlchemy's own bridge runs the whole sync pipeline in its greenlet)."""
+    return set_for_block(_BRIDGED, session)
+
+
+def _usable(session: Any, where: str, factory_cls: Any) -> Session:
+    """A resolved session as the Session to write through; an AsyncSession only inside its own
+    bridged call."""
+    if not is_async(session):
+        check_sync(session, where)
+        return actual(session)
+    bridge = _BRIDGED.get()
+    if bridge is not None and async_actual(session) is bridge:
+        return bridge.sync_session  # type: ignore[no-any-return]
+    name = factory_cls.__name__
+    raise ConfigurationError(
+        f"{where}: is an AsyncSession, which sync code cannot write through. Fix: await "
+        f"{name}.create_async(...) (or create_batch_async), or bind a synchronous Session."
+    )
+
+
+def async_actual(session: Any) -> Any:
+    """The AsyncSession behind an ``async_scoped_session``, else ``session`` itself."""
+    from sqlalchemy.ext.asyncio import async_scoped_session
+
+    return session() if isinstance(session, async_scoped_session) else session
+
+
+async def async_session_of(factory_cls: Any) -> Any:
+    """The AsyncSession ``factory_cls`` writes through (an async session factory is awaited),
+    or ``None`` when it resolves to a sync session or none."""
+    meta = factory_cls._meta
+    factory_fn = getattr(meta, "sqlalchemy_session_factory", None)
+    found: Any
+    if factory_fn is not None:
+        found = factory_fn()
+        if pyinspect.isawaitable(found):
+            found = await found
+    else:
+        found = getattr(meta, "sqlalchemy_session", None)
+    if found is None:
+        registry: Any = getattr(meta, "registry", False)
+        if registry is not False:
+            found = (registry.binding if registry is not None else DEFAULT_BINDING).session
+    return async_actual(found) if found is not None and is_async(found) else None
 
 
 _HELD: ContextVar[Session | None] = ContextVar("dotmac_held_session", default=None)
@@ -55,20 +108,27 @@ def find_session(factory_cls: Any) -> Session | None:
     if held is not None:
         return held
     meta = factory_cls._meta
+    name = factory_cls.__name__
     factory_fn = getattr(meta, "sqlalchemy_session_factory", None)
     if factory_fn is not None:
-        made = factory_fn()
-        check_sync(made, f"{factory_cls.__name__}.Meta.sqlalchemy_session_factory()")
-        return actual(made)
+        where = f"{name}.Meta.sqlalchemy_session_factory()"
+        if pyinspect.iscoroutinefunction(factory_fn):  # awaited once by the *_async call
+            bridge = _BRIDGED.get()
+            if bridge is None:
+                raise ConfigurationError(
+                    f"{where} is async, so sync code cannot call it. Fix: await "
+                    f"{name}.create_async(...) (or create_batch_async)."
+                )
+            return bridge.sync_session  # type: ignore[no-any-return]
+        return _usable(factory_fn(), where, factory_cls)
     explicit = getattr(meta, "sqlalchemy_session", None)
     if explicit is not None:
-        check_sync(explicit, f"{factory_cls.__name__}.Meta.sqlalchemy_session")
-        return actual(explicit)
+        return _usable(explicit, f"{name}.Meta.sqlalchemy_session", factory_cls)
     registry: Any = getattr(meta, "registry", False)
     if registry is False:  # a plain factory_boy factory: no registry to ask
         return None
     bound = (registry.binding if registry is not None else DEFAULT_BINDING).session
-    return None if bound is None else actual(bound)
+    return None if bound is None else _usable(bound, "the bound session", factory_cls)
 
 
 class Binding:
