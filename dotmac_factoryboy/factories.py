@@ -434,20 +434,16 @@ def _one_by_one(
         try:
             made.append(factory_cls.create(*routed, **kwargs))
         except DBAPIError as exc:
-            message = str(exc.orig).strip() if exc.orig is not None else str(exc)
             written = (
                 f"objects 0 to {index - 1} are written and tracked (cleanup removes them)"
                 if index
                 else "nothing of it was written"
             )
-            raise BatchError(
-                f"{factory_cls.__name__}.create_batch({number}): object {index} failed to write: "
-                f"{message}. The connection is AUTOCOMMIT, so there is no transaction to undo "
-                f"the batch in: {written}. Fix: make that object's values valid (unique columns usually "
-                "want a factory.Sequence), and roll the session back before using it again.",
-                factory=factory_cls,
-                index=index,
-            ) from exc
+            outcome = (
+                f"The connection is AUTOCOMMIT, so there is no transaction to undo the batch "
+                f"in: {written}. Roll the session back before using it again."
+            )
+            raise _batch_error(factory_cls, number, index, exc, outcome) from exc
     return made
 
 
@@ -479,15 +475,27 @@ def _first_failing(pending: list[Saved], sessions: list[Session]) -> int | None:
     return None
 
 
-def _batch_error(factory_cls: Any, number: int, index: int | None, exc: DBAPIError) -> BatchError:
-    """Name the factory, the failing object's batch index and the database's message."""
+ROLLED_BACK = (
+    "Nothing of the batch was written (rolled back to a SAVEPOINT), nothing of it is tracked, "
+    "and the session is usable."
+)
+
+
+def _batch_error(
+    factory_cls: Any,
+    number: int,
+    index: int | None,
+    exc: DBAPIError,
+    outcome: str = ROLLED_BACK,
+) -> BatchError:
+    """Name the factory, the failing object's batch index, the database's message and what
+    became of the batch (``outcome``)."""
     at = f"object {index}" if index is not None else "an object"
     message = str(exc.orig).strip() if exc.orig is not None else str(exc)
     return BatchError(
         f"{factory_cls.__name__}.create_batch({number}): {at} failed to write: {message}. "
-        "Nothing of the batch was written (rolled back to a SAVEPOINT), nothing of it is "
-        "tracked, and the session is usable. Fix: make that object's values valid (unique "
-        "columns usually want a factory.Sequence).",
+        f"{outcome} Fix: make that object's values valid (unique columns usually want a "
+        "factory.Sequence).",
         factory=factory_cls,
         index=index,
     )
@@ -551,13 +559,14 @@ class TenantFactoryMeta(FactoryMeta):
     def __setattr__(cls, name: str, value: Any) -> None:
         """``UserFactory.<tenant_field> = ...`` (``workspace_slug``) sets the default tenant too,
         like ``UserFactory.tenant_id = ...``: a tenant column of another name is not ignored."""
-        meta = vars(cls).get("_meta") or getattr(cls, "_meta", None)
+        meta = getattr(cls, "_meta", None)
         if meta is not None and name == getattr(meta, "tenant_field", None) and name != "tenant_id":
             type(cls).tenant_id.fset(cls, value)  # type: ignore[attr-defined]
             return
         super().__setattr__(name, value)
 
     def __getattr__(cls, name: str) -> Any:
+        """``UserFactory.<tenant_field>`` reads the default tenant back."""
         meta = type.__getattribute__(cls, "_meta")
         if name == getattr(meta, "tenant_field", None):
             return getattr(cls, "_dotmac_default_tenant", None)

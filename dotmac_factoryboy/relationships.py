@@ -72,6 +72,13 @@ def identity_by_keys(
     return prop.mapper.class_, tuple(identity)
 
 
+def load_row(session: Any, model: type[Any], identity: tuple[Any, ...]) -> Any:
+    """The row of ``model`` with primary key ``identity``, or ``None``: one SELECT (an
+    identity-map hit when the session holds it), never a write (no autoflush)."""
+    with session.no_autoflush:
+        return session.get(model, identity if len(identity) > 1 else identity[0])
+
+
 def key_attributes(model: type[Any], relation: str) -> list[str]:
     """The attribute names of a relationship's local foreign-key columns."""
     mapper = sa_inspect(model)

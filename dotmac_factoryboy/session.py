@@ -82,10 +82,17 @@ async def async_session_of(factory_cls: Any) -> Any:
     else:
         found = getattr(meta, "sqlalchemy_session", None)
     if found is None:
-        registry: Any = getattr(meta, "registry", False)
-        if registry is not False:
-            found = (registry.binding if registry is not None else DEFAULT_BINDING).session
+        found = _bound(meta)
     return async_actual(found) if found is not None and is_async(found) else None
+
+
+def _bound(meta: Any) -> Any:
+    """The session bound for a factory's registry (its Meta's, else the default one); ``None``
+    for a plain factory_boy factory, which has no registry to ask."""
+    registry: Any = getattr(meta, "registry", False)
+    if registry is False:
+        return None
+    return (registry.binding if registry is not None else DEFAULT_BINDING).session
 
 
 _HELD: ContextVar[Session | None] = ContextVar("dotmac_held_session", default=None)
@@ -124,10 +131,7 @@ def find_session(factory_cls: Any) -> Session | None:
     explicit = getattr(meta, "sqlalchemy_session", None)
     if explicit is not None:
         return _usable(explicit, f"{name}.Meta.sqlalchemy_session", factory_cls)
-    registry: Any = getattr(meta, "registry", False)
-    if registry is False:  # a plain factory_boy factory: no registry to ask
-        return None
-    bound = (registry.binding if registry is not None else DEFAULT_BINDING).session
+    bound = _bound(meta)
     return None if bound is None else _usable(bound, "the bound session", factory_cls)
 
 

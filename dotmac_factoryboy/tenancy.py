@@ -27,7 +27,7 @@ from .customizations import format_path
 from .errors import ConfigurationError, TenantContextError, TenantIsolationError
 from .factory_boy_adapter import is_declaration
 from .plan import CallPlan, PlanNode
-from .relationships import identity_by_keys, relationship_for_column
+from .relationships import identity_by_keys, load_row, relationship_for_column
 from .scoping import (
     TenantDecision,
     TenantRef,
@@ -188,8 +188,7 @@ def _existing(plan: CallPlan, spec: TenantSpec, ref: TenantRef, origin: str) -> 
         # On SQLite a read before the first write makes concurrent writers on one file
         # deadlock (a lock upgrade); the tenant's foreign key refuses the INSERT there instead.
         return ref
-    with session.no_autoflush:
-        row = session.get(model, ref.id)
+    row = load_row(session, model, (ref.id,))
     if row is None:
         raise TenantContextError(
             f"{plan.factory.__name__}: the tenant from {origin} is {ref.id!r}, but no "
@@ -314,9 +313,7 @@ def _row_by_key(node: PlanNode, key: str, given: dict[str, Any]) -> Any:
     session = find_session(node.factory)
     if session is None:
         return None
-    target, identity = found
-    with session.no_autoflush:
-        return session.get(target, identity if len(identity) > 1 else identity[0])
+    return load_row(session, *found)
 
 
 # -- the per-object hook ------------------------------------------------------------------------

@@ -133,12 +133,8 @@ class FactoryShape:
     """Own fields some trait overrides: factory_boy wraps each in a Maybe evaluated per object."""
     params: Mapping[str, Any]
     """Plain ``Params`` (not traits) and their declared values."""
-
-    def touched_by(self, trait: str) -> frozenset[str]:
-        """Own fields one trait overrides (not flags, not fields of places below)."""
-        return frozenset(
-            k for k in self.traits[trait] if k not in self.traits and SPLITTER not in k
-        )
+    touched: Mapping[str, frozenset[str]]
+    """Per trait, the own fields it overrides (not flags, not fields of places below)."""
 
 
 @cache
@@ -167,16 +163,21 @@ def shape_of(factory_cls: Any) -> FactoryShape:
             "__sequence",
         }
     )
-    trait_fields = frozenset(
-        key
-        for overrides in traits.values()
-        for key in overrides
-        if key not in traits and SPLITTER not in key
-    )
+    touched = {
+        name: frozenset(k for k in overrides if k not in traits and SPLITTER not in k)
+        for name, overrides in traits.items()
+    }
+    trait_fields = frozenset().union(*touched.values())
     # factory_boy wraps each plain Param in a SimpleParameter holding it as ``value``.
     plain = {n: p.value for n, p in params.items() if n not in traits and hasattr(p, "value")}
     return FactoryShape(
-        declarations, traits, known, frozenset(meta.post_declarations), trait_fields, plain
+        declarations,
+        traits,
+        known,
+        frozenset(meta.post_declarations),
+        trait_fields,
+        plain,
+        touched,
     )
 
 

@@ -33,7 +33,7 @@ from ..factory_boy_adapter import (
     shape_of,
     targets_of,
 )
-from ..relationships import identity_by_keys, key_attributes, relationship_for_column
+from ..relationships import identity_by_keys, key_attributes, load_row, relationship_for_column
 from ..scoping import TenantDecision
 from ..session import find_session
 from .checks import validate
@@ -290,8 +290,7 @@ class CallPlan:
         if session is None or found is None:
             return SKIP
         target, identity = found
-        with session.no_autoflush:
-            row = session.get(target, identity if len(identity) > 1 else identity[0])
+        row = load_row(session, target, identity)
         if row is None:
             shown = ", ".join(f"{c}={given[c]!r}" for c in columns)
             raise LinkOnlyError(
@@ -467,7 +466,7 @@ def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None
     # unless the caller (or an ancestor) set them.
     shape = shape_of(node.factory)
     touched = shape.trait_fields
-    per_object = frozenset().union(*(shape.touched_by(t) for t in node.per_object))
+    per_object = frozenset().union(*(shape.touched[t] for t in node.per_object))
     for name, value in (*node.fields.items(), *node.flags.items()):
         if name in node.children and node.children[name].role != "build":
             continue

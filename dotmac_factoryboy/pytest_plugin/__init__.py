@@ -35,6 +35,7 @@ from .fixtures import (
     factory_engine,
     factory_registry,
     factory_session,
+    opted_in,
     per_test_factory,
     test_data_builder,
 )
@@ -239,7 +240,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _reproducible(item: pytest.Item, call: pytest.CallInfo[None]) -> bool:
     """Whether a seed could reproduce the failure: the project uses the seed, and the failure is
     not a lost or refused database connection."""
-    if not registry.factories and item.config.getoption("factory_seed") is None:
+    if not opted_in(item.config):
         return False
     error = call.excinfo.value if call.excinfo is not None else None
     return not isinstance(error, (OperationalError, InterfaceError, DisconnectionError))

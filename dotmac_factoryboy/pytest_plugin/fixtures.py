@@ -191,6 +191,12 @@ def _in_event_loop() -> bool:
     return True
 
 
+def opted_in(config: pytest.Config) -> bool:
+    """Whether the project uses the run's seed: a factory of ours is registered, or
+    ``--factory-seed`` was given. A plain factory_boy suite keeps its own seeding."""
+    return bool(registry.factories) or config.getoption("factory_seed") is not None
+
+
 @pytest.fixture(autouse=True)
 def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     """Reseed factory_boy and Faker from (seed, node id), restart sequences, and restore every
@@ -199,7 +205,7 @@ def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     Only in a project that opted in (a factory of ours registered, or ``--factory-seed`` given):
     merely installing the package leaves a plain factory_boy suite's own seeding alone.
     """
-    if not registry.factories and request.config.getoption("factory_seed") is None:
+    if not opted_in(request.config):
         yield
         return
     seed = request.config.stash[SEED]
