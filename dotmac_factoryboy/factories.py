@@ -256,6 +256,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     def _call(cls, strategy: str, routed: tuple[Routed, ...], kwargs: dict[str, Any]) -> Any:
         """Every public call goes through ``_generate``, as in factory_boy, so a subclass that
         overrides it still sees each call; the positional customizations wait in a contextvar."""
+        if not routed:  # the common case: nothing waits, nothing to set
+            return cls._generate(strategy, kwargs)
         with set_for_block(_ROUTED, routed):
             return cls._generate(strategy, kwargs)
 
@@ -263,7 +265,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
         """factory_boy's root entry point; routed through the plan like every public call."""
         routed = _ROUTED.get()
-        _ROUTED.set(())  # taken: a nested call made before ours runs has none
+        if routed:
+            _ROUTED.set(())  # taken: a nested call made before ours runs has none
         return cls._run(strategy, routed, params)
 
     @classmethod

@@ -49,9 +49,10 @@ def bridged(session: Any) -> AbstractContextManager[None]:
 def _usable(session: Any, where: str, factory_cls: Any) -> Session:
     """A resolved session as the Session to write through; an AsyncSession only inside its own
     bridged call."""
-    if not is_async(session):
-        check_sync(session, where)
+    if isinstance(session, (Session, scoped_session)):  # the common case, checked first
         return actual(session)
+    if not is_async(session):
+        check_sync(session, where)  # raises: not a session at all
     bridge = _BRIDGED.get()
     if bridge is not None and async_actual(session) is bridge:
         return bridge.sync_session  # type: ignore[no-any-return]

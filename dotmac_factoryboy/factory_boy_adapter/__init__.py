@@ -79,9 +79,13 @@ STOCK_BASES: set[type] = {factory.base.BaseFactory, factory.base.Factory}
 """Base classes whose hooks are the stock ones; ``factories`` adds ours."""
 
 
+@cache
 def overrides(factory_cls: Any, *names: str) -> bool:
     """Whether a user's class between ``factory_cls`` and the stock bases defines one of
-    ``names`` (``_create``, ``_generate``...): its own code then decides what happens."""
+    ``names`` (``_create``, ``_generate``...): its own code then decides what happens.
+
+    Factory classes are immutable once defined (as ``shape_of`` assumes), so it is cached.
+    """
     for klass in factory_cls.__mro__:
         if klass in STOCK_BASES:
             return False

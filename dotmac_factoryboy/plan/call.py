@@ -466,7 +466,11 @@ def _emit(node: PlanNode, prefix: str, out: dict[str, Any], tenant: Any) -> None
     # unless the caller (or an ancestor) set them.
     shape = shape_of(node.factory)
     touched = shape.trait_fields
-    per_object = frozenset().union(*(shape.touched[t] for t in node.per_object))
+    per_object = (
+        frozenset().union(*(shape.touched[t] for t in node.per_object))
+        if node.per_object
+        else frozenset()
+    )
     for name, value in (*node.fields.items(), *node.flags.items()):
         if name in node.children and node.children[name].role != "build":
             continue
