@@ -178,6 +178,15 @@ def test_declarations_read_the_tenant_both_ways(
     assert member.workspace.slug == member.ws
 
 
+@pytest.mark.parametrize("strategy", ["build", "create"])
+def test_the_tenant_column_is_readable_when_the_tenant_row_is_given(
+    db: Session, strategy: str
+) -> None:
+    home = WorkspaceFactory.create()
+    member = getattr(MemberFactory, strategy)(workspace=home)
+    assert member.email == f"{member.handle}@{home.slug}.test" and member.ws == home.slug
+
+
 def test_a_foreign_key_id_links_the_row_declarations_read(db: Session) -> None:
     board = BoardFactory.create(name="Roadmap")
     card = CardFactory.create(board_id=board.id)

@@ -14,7 +14,7 @@ from sqlalchemy import inspect as sa_inspect
 
 from ..factory_boy_adapter import targets_of
 from ..registry import registry as default_registry
-from ..scoping import TenantRef, TenantSpec, injected, spec_for
+from ..scoping import TenantRef, TenantSpec, injected, spec_for, tenant_ref
 from ..session import find_session
 from .nodes import PlanNode
 
@@ -95,7 +95,7 @@ def tenant_keywords(node: PlanNode, tenant: TenantRef) -> dict[str, Any]:
         if not free or (
             given is not None and given.value is not None and not targets_of(given.value)
         ):
-            return {}
+            return _column_of(spec, given.value if given is not None else None)
     out = injected(spec, tenant)
     if spec.field in out and relation is not None and relation in node.fields:
         # The declared place would build a tenant of its own: it gets the tree's tenant row, so
@@ -103,6 +103,15 @@ def tenant_keywords(node: PlanNode, tenant: TenantRef) -> dict[str, Any]:
         # cannot be assigned, so the place is skipped then (the column alone says it).
         out[relation] = tenant.instance if _assignable(tenant.instance, node) else SKIP
     return out
+
+
+def _column_of(spec: TenantSpec, row: Any) -> dict[str, Any]:
+    """The tenant column's value for a row given at the tenant relationship, when its key is
+    known: declarations then read ``o.<column>`` as well as ``o.<relationship>``."""
+    if not hasattr(sa_inspect(row, raiseerr=False), "mapper"):
+        return {}  # None, SKIP, a declaration: nothing to read a key from
+    key = tenant_ref(row).id
+    return {spec.field: spec.coerce(key)} if key is not None else {}
 
 
 def _assignable(instance: Any, node: PlanNode) -> bool:
