@@ -3,11 +3,12 @@ one-line error), and on SQLite with transactions that make SAVEPOINTs and parall
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from .errors import TargetError, first_line
@@ -63,3 +64,51 @@ def in_memory(url: str) -> bool:
     except ArgumentError:
         return False
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+# Which driver each backend uses, sync and async, in order of preference: the first installed one.
+_SYNC_DRIVERS = {"postgresql": ("psycopg", "psycopg2"), "mysql": ("pymysql", "mysqldb")}
+_ASYNC_DRIVERS = {
+    "sqlite": ("aiosqlite",),
+    "postgresql": ("asyncpg", "psycopg"),
+    "mysql": ("asyncmy", "aiomysql"),
+}
+_MODULES = {"mysqldb": "MySQLdb"}
+
+
+def is_async_url(url: str | URL) -> bool:
+    """Whether ``url`` names an async driver (``postgresql+asyncpg``, ``sqlite+aiosqlite``...)."""
+    return bool(make_url(url).get_dialect().is_async)
+
+
+def sync_url(url: str | URL) -> URL:
+    """``url`` with a sync driver of its backend (itself when it already has one): the plugin
+    creates databases and schemas with it, whichever driver the tests use."""
+    parsed = make_url(url)
+    if not is_async_url(parsed):
+        return parsed
+    backend = parsed.get_backend_name()
+    drivers = _SYNC_DRIVERS.get("mysql" if backend == "mariadb" else backend, ())
+    driver = next((d for d in drivers if _installed(d)), None)
+    return parsed.set(drivername=backend if driver is None else f"{backend}+{driver}")
+
+
+def async_url(url: str | URL) -> URL:
+    """``url`` with an async driver of its backend (itself when it already has one); a
+    ``TargetError`` naming what to install when none is."""
+    parsed = make_url(url)
+    if is_async_url(parsed):
+        return parsed
+    backend = parsed.get_backend_name()
+    drivers = _ASYNC_DRIVERS.get("mysql" if backend == "mariadb" else backend, ())
+    driver = next((d for d in drivers if _installed(d)), None)
+    if driver is None:
+        raise TargetError(
+            f"{safe_url(str(parsed))}: no async driver for {backend} is installed. Fix: "
+            f"pip install {' or '.join(drivers) or 'an async driver'}, or configure an async URL."
+        )
+    return parsed.set(drivername=f"{backend}+{driver}")
+
+
+def _installed(driver: str) -> bool:
+    return importlib.util.find_spec(_MODULES.get(driver, driver)) is not None

@@ -26,7 +26,14 @@ from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_
 from .plan import CallPlan, plan_call, takes_name
 from .registry import CleanupHandler, FactoryRegistry, registry
 from .scoping import TenantRef, remember_tenant_factory, tenant_ref
-from .session import async_session_of, autocommits, bridged, find_session, session_for
+from .session import (
+    async_session_of,
+    autocommits,
+    bridged,
+    find_session,
+    recover,
+    session_for,
+)
 from .tenancy import check_object, decide, validated_tenant
 
 ModelT = TypeVar("ModelT")
@@ -293,10 +300,13 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
             with unit_of_work(unit), _entered(tree):
                 made = compiled(cls, strategy, tree.kwargs()).build()
                 unit.write()
-        except BaseException:
+        except BaseException as exc:
             if outer is None or not outer.atomic:  # a batch undoes its own, to its SAVEPOINT
                 unit.abandon()  # what an early write put in the database stays tracked
                 _track(unit)
+                if not isinstance(exc, Exception):
+                    for session in {id(s): s for s in tree.sessions.values()}.values():
+                        recover(session)
             raise
         if outer is not None and outer.atomic:
             outer.written.extend(unit.written)  # tracked with the batch, or not at all
@@ -348,9 +358,12 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
                     if len(unit.pending) >= cls._meta.batch_chunk_size:
                         unit.write()
                 unit.write()
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled task too: its batch is undone all the same
             for savepoint in reversed(savepoints):
                 savepoint.rollback()
+            if not isinstance(exc, Exception):
+                for session in sessions:
+                    recover(session)
             if not isinstance(exc, DBAPIError):
                 raise
             failed = _failing_index(unit.pending, sessions)

@@ -19,7 +19,7 @@ from .cleanup import BlockedRow, CleanupReport, delete_instances
 from .context import set_for_block
 from .errors import CleanupError, ConfigurationError, FactoryNotFoundError, RelationshipError
 from .relationships import RELATIONSHIP_TYPES, RelationshipDefinition
-from .session import DEFAULT_BINDING, Binding
+from .session import DEFAULT_BINDING, Binding, async_actual, is_async
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, scoped_session
@@ -237,6 +237,11 @@ class FactoryRegistry:
                     outer.rows.extend(inner.rows)
                     outer.handlers.extend(inner.handlers)
 
+    def within(self, scope: TrackingScope) -> AbstractContextManager[None]:
+        """Make ``scope`` current again for a block: an async fixture's teardown, which may run
+        in another task than the test, cleans up the test's own scope."""
+        return set_for_block(self._scope, scope)
+
     def track(self, instance: Any, factory_cls: FactoryClass, session: Session) -> None:
         """Record a row a factory created."""
         scope = self.current_scope
@@ -272,27 +277,23 @@ class FactoryRegistry:
         return self._cleanup(self.current_scope, None, include_dependents=include_dependents)
 
     async def cleanup_all_async(self, *, include_dependents: bool = False) -> CleanupReport:
-        """``cleanup_all()`` for rows written through AsyncSessions: each such session's rows
-        are deleted inside its own ``run_sync``, then the rest (and the handlers) as usual."""
+        """``cleanup_all()`` for rows written through AsyncSessions: the whole cleanup, handlers
+        included, runs inside one AsyncSession's ``run_sync`` (SQLAlchemy's greenlet bridge
+        serves every AsyncSession of the loop there), so a handler may use the session too."""
         from sqlalchemy.ext.asyncio import async_session
 
         scope = self.current_scope
         with scope.lock:
             sessions = _unique(r.session for r in scope.rows)
-        report = CleanupReport()
-        for proxy in (p for p in map(async_session, sessions) if p is not None):
+        bridges = [p for p in map(async_session, sessions) if p is not None]
+        bound = self.binding.session
+        if not bridges and bound is not None and is_async(bound):
+            bridges = [async_actual(bound)]
 
-            def part(_sync: Session, mine: Session = proxy.sync_session) -> CleanupReport:
-                return self._cleanup(
-                    scope,
-                    None,
-                    lambda row: row.session is mine,
-                    include_dependents=include_dependents,
-                )
+        def everything(_sync: Session | None = None) -> CleanupReport:
+            return self._cleanup(scope, None, include_dependents=include_dependents)
 
-            report.merge(await proxy.run_sync(part))
-        report.merge(self._cleanup(scope, None, include_dependents=include_dependents))
-        return report
+        return await bridges[0].run_sync(everything) if bridges else everything()
 
     def cleanup_factory(
         self, factory_cls: FactoryClass, *, include_dependents: bool = False

@@ -58,6 +58,16 @@ class SeedOptions:
     seed: int
     as_of: dt.date
     first_tenant: int = 0
+    shard: tuple[int, int] | None = None
+    """``(K, N)``: seed only the tenants whose number is K modulo N (numbered from 0)."""
+
+    def indexes(self) -> list[int]:
+        """The numbers of the tenants this run seeds."""
+        numbers = range(self.first_tenant, self.first_tenant + self.tenants)
+        if self.shard is None:
+            return list(numbers)
+        mine, shards = self.shard
+        return [n for n in numbers if n % shards == mine]
 
 
 @dataclass
@@ -137,7 +147,8 @@ def prepare(options: SeedOptions, append: bool) -> tuple[SeedOptions, MetaData]:
     """Check the run, create the schema, and number the new tenants after existing ones.
 
     Refuses (``SeedRefusedError``, before creating anything) when the schema's tables already
-    hold rows and ``append`` is false: seeding never deletes or overwrites anything.
+    hold rows and ``append`` is false: seeding never deletes or overwrites anything. A sharded
+    run numbers its tenants from 0 whatever the database holds (other shards fill it too).
     """
     if options.customers_per_tenant > MAX_CUSTOMERS:
         raise SeedError(
@@ -150,6 +161,9 @@ def prepare(options: SeedOptions, append: bool) -> tuple[SeedOptions, MetaData]:
     _refuse_other_shapes(engine, metadata)
     counts = count_rows(engine, metadata)
     filled = {name: n for name, n in counts.items() if n}
+    if options.shard is not None:
+        metadata.create_all(engine)  # creates missing tables only
+        return replace(options, first_tenant=0), metadata
     if filled and not append:
         listed = ", ".join(f"{name} ({n} rows)" for name, n in sorted(filled.items()))
         raise SeedRefusedError(

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.orm import Session, scoped_session
 
 from .context import set_for_block
@@ -230,3 +231,15 @@ def actual(session: Session | scoped_session[Session]) -> Session:
     if isinstance(session, scoped_session):
         return session()
     return session
+
+
+def recover(session: Session) -> None:
+    """After a cancellation (or another exit exception) mid-statement, SQLAlchemy invalidates the
+    connection, and the database discards its transaction: roll the session back so the next call
+    can use it (a live session is left alone)."""
+    try:
+        invalid = session.in_transaction() and session.connection().invalidated
+    except PendingRollbackError:
+        invalid = True
+    if invalid:
+        session.rollback()

@@ -13,7 +13,10 @@ from sqlalchemy.orm import Session
 from dotmac_factoryboy import registry
 from dotmac_factoryboy.isp.models import Base as ISPBase
 
-from . import core_factories  # noqa: F401  (registers the core test factories)
+from . import (
+    core_factories,  # noqa: F401  (registers the core test factories)
+    through_async,
+)
 from .backends import BACKENDS, make_engine
 from .saas_factories import saas_registry
 from .saas_schema import SaasBase
@@ -58,7 +61,22 @@ def wipe(engine: Engine) -> None:
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
+def through(request: pytest.FixtureRequest) -> str:
+    """How the test creates rows: ``create`` (sync), or ``create_async`` (see through_async)."""
+    return str(getattr(request, "param", "create"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    through_async.parametrize(metafunc)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    return through_async.run_through_async(pyfuncitem) or None
+
+
+@pytest.fixture
+def session(engine: Engine, through: str) -> Iterator[Session]:
     """A session bound to the default registry inside a fresh tracking scope."""
     db = Session(engine)
     with registry.bound(db), saas_registry.bound(db), registry.scope(), saas_registry.scope():

@@ -89,6 +89,8 @@ def _pytest(example: Example, test_file: Path) -> None:
             "no:cacheprovider",
             "-W",
             "error",
+            "-W",  # pytest-asyncio (0.24+) asks each project to choose; a reader's sees a warning
+            'ignore:The configuration option "asyncio_default_fixture_loop_scope" is unset',
             str(test_file.relative_to(project)),
         ],
         cwd=project,

@@ -1,10 +1,11 @@
 """AsyncSession support: every call runs through SQLAlchemy's own sync bridge (``run_sync``), on
-aiosqlite always and on PostgreSQL (psycopg's async mode) and MariaDB (aiomysql) when configured.
+aiosqlite always and on PostgreSQL (asyncpg) and MariaDB (aiomysql) when configured.
 The schema is the project-management one of ``test_real_schemas`` (a slug-keyed tenant)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import LinkOnly, customize, tenant_context
+from dotmac_factoryboy.engines import async_url
 from dotmac_factoryboy.errors import BatchError, ConfigurationError
 
 from .test_real_schemas import (
@@ -29,12 +31,6 @@ from .test_real_schemas import (
     Workspace,
     WorkspaceFactory,
 )
-
-ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+psycopg",
-    "mysql": "mysql+aiomysql",
-}
 
 
 @pytest.fixture
@@ -53,8 +49,7 @@ def schema(engine: Engine) -> Iterator[Engine]:
 @pytest.fixture
 async def async_engine(schema: Engine) -> AsyncIterator[AsyncEngine]:
     """This backend's database through its async driver."""
-    url = schema.url.set(drivername=ASYNC_DRIVERS[schema.dialect.name])
-    made = create_async_engine(url)
+    made = create_async_engine(async_url(schema.url))
     yield made
     await made.dispose()
 
@@ -167,3 +162,41 @@ async def test_tasks_each_keep_their_tenant(async_engine: AsyncEngine) -> None:
     assert all(ws == [slug] for slug, ws in results)
     async with AsyncSession(async_engine) as session:  # every task cleaned up its own rows
         assert [await count(session, m) for m in (Card, Board, Member, Workspace)] == [0] * 4
+
+
+@pytest.mark.anyio
+async def test_a_task_cancelled_mid_batch_leaves_nothing(db: AsyncSession) -> None:
+    board = await BoardFactory.create_async()
+    await db.commit()
+
+    made = itertools.count()
+
+    def cancel_at_the_seventh() -> str:
+        n = next(made)
+        if n == 6:  # the cancellation lands at the next statement the batch awaits
+            current = asyncio.current_task()
+            assert current is not None
+            current.cancel()
+        return f"card {n}"
+
+    cards = CardFactory._meta.batch_chunk_size
+    CardFactory._meta.batch_chunk_size = (
+        4  # written in chunks: rows are in the database when cancelled
+    )
+    try:
+        task = asyncio.ensure_future(
+            CardFactory.create_batch_async(
+                10, board=board, title=factory.LazyFunction(cancel_at_the_seventh)
+            )
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        CardFactory._meta.batch_chunk_size = cards
+    assert await count(db, Card) == 0  # the 4 written before the cancellation were undone
+    assert (
+        len(REGISTRY.instances) == 3
+    )  # the board, its member, its workspace: nothing of the batch
+    card = await CardFactory.create_async(board=board)  # the session is usable
+    await db.commit()
+    assert await count(db, Card) == 1 and card.board_id == board.id

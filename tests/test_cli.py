@@ -132,6 +132,22 @@ def test_same_seed_gives_identical_dumps_with_one_or_two_jobs(
     assert isp_dump(parallel) == expected
 
 
+def test_shards_into_one_database_give_the_same_dump_as_one_run(empty_url: str) -> None:
+    whole = run("seed", "--url", empty_url, "--tenants", "3", *SMALL)
+    assert whole.exit_code == 0, whole.output
+    expected = isp_dump(empty_url)
+    engine = create_engine(empty_url)
+    ISPBase.metadata.drop_all(engine)
+    engine.dispose()
+    first = run("seed", "--url", empty_url, "--tenants", "3", "--shard", "0/2", *SMALL)
+    assert first.exit_code == 0, first.output
+    assert counts(empty_url, Tenant) == [2]  # tenants 0 and 2
+    second = run("seed", "--url", empty_url, "--tenants", "3", "--shard", "1/2", *SMALL)
+    assert second.exit_code == 0, second.output
+    assert "--shard 1/2" in second.output
+    assert isp_dump(empty_url) == expected
+
+
 def test_another_seed_gives_other_data(tmp_path: Path) -> None:
     a, b = (f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db"))
     assert run("seed", "--url", a, "--tenants", "1", *SMALL).exit_code == 0
@@ -284,6 +300,10 @@ def test_seed_a_users_own_models_with_a_hook_in_a_subprocess(tmp_path: Path) -> 
         (["--factories", "json"], "defines no SQLAlchemyFactory"),
         (["--url", "sqlite://", "--jobs", "2"], "in-memory"),
         (["--seed", "-3"], "--seed"),
+        (["--shard", "2/2"], "K must be at least 0 and less than N"),
+        (["--shard", "first"], "is not K/N"),
+        (["--shard", "0/2", "--append"], "use one"),
+        (["--shard", "1/2", "--tenants", "3", "--jobs", "2"], "the 1 tenants of --shard 1/2"),
         (["--as-of", "yesterday"], "--as-of"),
         (["--customers-per-tenant", "600000"], "at most 500000"),
     ],

@@ -21,6 +21,28 @@ from ..seeding import SeedOptions, count_rows, prepare, seed_tenants, undo
 from .options import factories_option, metadata_option, one_line_errors
 
 
+class ShardType(click.ParamType):  # type: ignore[type-arg]
+    """``K/N`` with 0 <= K < N."""
+
+    name = "shard"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            mine, shards = (int(part) for part in str(value).split("/"))
+        except ValueError:
+            self.fail(f"{value!r} is not K/N (two whole numbers, e.g. 0/4).", param, ctx)
+        if not 0 <= mine < shards:
+            self.fail(
+                f"{value!r}: K must be at least 0 and less than N (0/{shards} to "
+                f"{max(shards - 1, 0)}/{shards}).",
+                param,
+                ctx,
+            )
+        return (mine, shards)
+
+
 @click.command()
 @click.option("--url", default="sqlite:///isp_demo.db", show_default=True, help="SQLAlchemy URL.")
 @click.option("--tenants", type=click.IntRange(min=1), default=3, show_default=True)
@@ -37,6 +59,14 @@ from .options import factories_option, metadata_option, one_line_errors
 @factories_option
 @click.option("--append", is_flag=True, help="Add tenants to a database that holds rows.")
 @click.option(
+    "--shard",
+    type=ShardType(),
+    default=None,
+    metavar="K/N",
+    help="Seed only the tenants whose number is K modulo N, with exactly the data a run "
+    "without --shard gives them: N machines or CI jobs fill one database together.",
+)
+@click.option(
     "--as-of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
@@ -51,12 +81,20 @@ def seed(
     metadata: str | None,
     factories_module: str,
     append: bool,
+    shard: tuple[int, int] | None,
     as_of: dt.datetime | None,
 ) -> None:
     """Create the schema and seed TENANTS tenants through the factories."""
-    if jobs > tenants:
+    if shard is not None and append:
         raise click.UsageError(
-            f"--jobs {jobs} is more than --tenants {tenants}: use at most {tenants}."
+            "--shard numbers tenants from 0 and --append after the rows already there: use one."
+        )
+    mine = len(range(shard[0], tenants, shard[1])) if shard else tenants
+    if jobs > max(mine, 1):
+        which = f"the {mine} tenants of --shard {shard[0]}/{shard[1]}" if shard else "--tenants"
+        raise click.UsageError(
+            f"--jobs {jobs} is more than {which} {'' if shard else tenants}".rstrip()
+            + f": use at most {max(mine, 1)}."
         )
     if jobs > 1 and in_memory(url):
         raise click.UsageError(
@@ -71,14 +109,16 @@ def seed(
         customers_per_tenant=customers_per_tenant,
         seed=secrets.randbelow(2**31) if seed_value is None else seed_value,
         as_of=(as_of.date() if as_of else dt.date.today()),
+        shard=shard,
     )
     console = Console(stderr=True)
     with one_line_errors():
         options, schema = prepare(options, append)
         engine = engine_for(url)
         before = count_rows(engine, schema)
+        which = f"shard {shard[0]}/{shard[1]} of " if shard else ""
         console.print(
-            f"Seeding {tenants} tenants x {customers_per_tenant} customers into "
+            f"Seeding {which}{tenants} tenants x {customers_per_tenant} customers into "
             f"{safe_url(engine)} with --seed {options.seed} "
             f"--as-of {options.as_of}",
             soft_wrap=True,
@@ -88,6 +128,10 @@ def seed(
         try:
             _run(options, jobs, console)
         except SeedFailedError as exc:
+            if shard is not None:  # other shards write here too: never undo
+                raise SeedFailedError(
+                    f"{exc} This shard's tenants seeded before it stay; nothing else was touched."
+                ) from exc
             if any(before.values()):  # --append: the tenants seeded before the failure stay
                 raise SeedFailedError(
                     f"{exc} Tenants seeded before it (from {options.first_tenant} on) stay; "
@@ -102,7 +146,7 @@ def seed(
 
 def _run(options: SeedOptions, jobs: int, console: Console) -> None:
     """Seed every tenant (in ``jobs`` processes), one progress bar per stage."""
-    indexes = list(range(options.first_tenant, options.first_tenant + options.tenants))
+    indexes = options.indexes()
     with Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -114,7 +158,7 @@ def _run(options: SeedOptions, jobs: int, console: Console) -> None:
 
         def report(_index: int, stage: str) -> None:
             if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=options.tenants)
+                bars[stage] = progress.add_task(stage, total=len(indexes))
             progress.advance(bars[stage])
 
         if jobs == 1:
@@ -162,7 +206,8 @@ def _summary(
     console.print(table)
     console.print(
         f"{added} rows in {elapsed:.1f} s ({added / elapsed if elapsed else 0:,.0f} rows/s); "
-        f"repeat with --seed {options.seed} --as-of {options.as_of}",
+        f"repeat with --seed {options.seed} --as-of {options.as_of}"
+        + (f" --shard {options.shard[0]}/{options.shard[1]}" if options.shard else ""),
         soft_wrap=True,
         highlight=False,
     )

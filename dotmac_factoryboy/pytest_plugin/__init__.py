@@ -19,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from ..errors import TargetError
 from ..registry import registry
+from .async_fixtures import async_db_session, factory_async_engine, factory_async_session
 from .database import shown_url
 from .fixtures import (
     BOUND,
@@ -44,8 +45,11 @@ __all__ = [
     "_dotmac_lazy_binding",
     "_dotmac_reproducible",
     "add_metadata",
+    "async_db_session",
     "data_generator",
     "db_session",
+    "factory_async_engine",
+    "factory_async_session",
     "factory_binding",
     "factory_engine",
     "factory_registry",

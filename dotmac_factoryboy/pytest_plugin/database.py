@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateTable
 
+from ..engines import async_url, is_async_url, sync_url
 from ..errors import ConfigurationError
 
 URL_VARIABLE = "DOTMAC_FACTORY_DB_URL"
@@ -79,6 +80,8 @@ class TestDatabase:
     url: str
     created: URL | None = None
     admin: Engine | None = None
+    async_driver: str | None = None
+    """The driver of a configured async URL (``postgresql+asyncpg``), kept for the async engine."""
 
     @classmethod
     def open(
@@ -87,21 +90,33 @@ class TestDatabase:
         metadatas: Sequence[MetaData],
         tmp_dir: Path,
     ) -> TestDatabase:
-        url = db_url(config)
-        if url == PRIVATE_SQLITE:
+        configured = db_url(config)
+        if configured == PRIVATE_SQLITE:
             return cls(f"sqlite:///{tmp_dir / 'dotmac_factoryboy.db'}")
+        given = make_url(configured)
+        driver = given.drivername if is_async_url(given) else None
+        base = sync_url(given)  # databases and schemas are made with a sync driver
+        url = base.render_as_string(hide_password=False)
         as_is = config.getoption("factory_db_as_is") or not _ini_flag(config, "factory_create_db")
-        base = make_url(url)
         if as_is or base.get_backend_name() == "sqlite":
-            return cls(url)
+            return cls(url, async_driver=driver)
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         name = f"test_{base.database}" + (f"_{worker}" if worker else "")
         database = cls(
-            url, base.set(database=name), create_engine(base, isolation_level="AUTOCOMMIT")
+            url,
+            base.set(database=name),
+            create_engine(base, isolation_level="AUTOCOMMIT"),
+            async_driver=driver,
         )
         database.url = database.created.render_as_string(hide_password=False)  # type: ignore[union-attr]
         database._prepare(metadatas, reuse=bool(config.getoption("factory_reuse_db")))
         return database
+
+    def async_url(self) -> URL:
+        """The test database through an async driver: the configured one, else the first
+        installed (asyncpg or psycopg, asyncmy or aiomysql, aiosqlite)."""
+        url = make_url(self.url)
+        return url.set(drivername=self.async_driver) if self.async_driver else async_url(url)
 
     def _prepare(self, metadatas: Sequence[MetaData], *, reuse: bool) -> None:
         assert self.created is not None

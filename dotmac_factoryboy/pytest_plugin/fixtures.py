@@ -21,6 +21,7 @@ from ..factory_boy_adapter import reset_sequences
 from ..generators import DataGenerator
 from ..registry import FactoryRegistry, TrackingScope, registry
 from ..targets import load_metadata
+from .async_fixtures import ASYNC_BOUND, DATABASE, TEST_SCOPE, isolation_is_cleanup
 from .database import TestDatabase, shown_url
 
 SEED = pytest.StashKey[int]()
@@ -39,10 +40,7 @@ def configured_metadata(config: pytest.Config) -> list[MetaData]:
     ]
 
 
-def cleanup_mode(request: pytest.FixtureRequest) -> bool:
-    return bool(request.node.get_closest_marker("factory_cleanup")) or (
-        request.config.getini("factory_isolation") == "cleanup"
-    )
+cleanup_mode = isolation_is_cleanup
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +60,7 @@ def factory_engine(
             "use the URL exactly as given).",
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
+    config.stash[DATABASE] = database
     engine = create_engine(database.url)
     if engine.dialect.name == "sqlite":
         sqlite_savepoints(engine)
@@ -168,14 +167,20 @@ def _dotmac_lazy_binding(request: pytest.FixtureRequest) -> Iterator[None]:
     owner = threading.get_ident()
 
     def bind_on_first_use() -> None:
-        # Only in the test's own thread and outside event loops: a fixture set up from another
-        # thread or an asyncio task would bind in a context the test never sees.
-        if threading.get_ident() == owner and not _in_event_loop():
+        # Only in the test's own thread: a fixture set up from another thread would bind in a
+        # context the test never sees. In an event loop, the test's async_db_session (if any)
+        # is bound in the calling task's context.
+        if threading.get_ident() != owner:
+            return
+        if not _in_event_loop():
             request.getfixturevalue("factory_binding")
+        elif ASYNC_BOUND in request.node.stash:
+            registry.bind(request.node.stash[ASYNC_BOUND])
 
     # Every test tracks in a scope of its own, whatever session its factories write through
     # (a factory's own Meta.sqlalchemy_session too): nothing stays referenced after the test.
     with registry.bound_lazily(bind_on_first_use), registry.scope() as scope:
+        request.node.stash[TEST_SCOPE] = scope
         try:
             yield
         finally:
