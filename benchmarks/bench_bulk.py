@@ -201,6 +201,9 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
             "dotmac_factoryboy create_batch": lambda: CustomerFactory.create_batch(
                 size, tenant=tenant
             ),
+            "dotmac_factoryboy insert_batch (rows mode)": lambda: CustomerFactory.insert_batch(
+                size, tenant=tenant
+            ),
             "factory_boy (flush per object)": lambda: vanilla(session, tenant_id).create_batch(
                 size
             ),

@@ -1,9 +1,18 @@
-"""cleanup_all() against hand-written Core deletes of the same rows, side by side in one run.
+"""cleanup_all() against Core deletes of the same rows, side by side in one run.
 
-Each round builds the same ISP dataset twice with the factories (N invoices with their billing
-accounts, customers and addresses, and one tenant: 4N + 1 rows): one copy is removed by
-``registry.cleanup_all()``, the other by ``DELETE ... WHERE id IN (...)`` per table in
-foreign-key order, 500 keys a statement. Medians and ratios go to benchmarks/cleanup.md.
+Each round builds the same ISP dataset three times with the factories (N invoices with their
+billing accounts, customers and addresses, and one tenant: 4N + 1 rows) and removes it, then
+commits:
+
+- ``registry.cleanup_all()``;
+- Core (the limit): ``DELETE FROM <table> WHERE id IN (...)`` per table in foreign-key order,
+  500 keys a statement, executed on the session's connection (``session.connection()``), with
+  the ids already known;
+- the same statements as ORM-enabled ``session.execute(delete(Model)...)``, which makes
+  SQLAlchemy synchronize the session's identity map (holding the rows' objects) on every
+  statement: what a test author typically writes.
+
+Medians and ratios go to benchmarks/cleanup.md.
 """
 
 from __future__ import annotations
@@ -30,8 +39,8 @@ def dataset(invoices: int) -> list[object]:
     return [tenant, *InvoiceFactory.create_batch(invoices, tenant=tenant)]
 
 
-def by_hand(session: Session, rows: list[object]) -> None:
-    """What a careful test author writes: collect ids per table, delete children first."""
+def ids_of(rows: list[object]) -> dict[type, list[int]]:
+    """Each table's ids, children first (read untimed: the baselines start knowing them)."""
     ids: dict[type, set[int]] = {model: set() for model in ORDER}
     for invoice in rows[1:]:
         account = invoice.billing_account  # type: ignore[attr-defined]
@@ -40,17 +49,39 @@ def by_hand(session: Session, rows: list[object]) -> None:
         ids[Customer].add(account.customer_id)
         ids[Address].add(account.customer.service_address_id)
     ids[Tenant].add(rows[0].id)  # type: ignore[attr-defined]
-    for model in ORDER:
-        keys = sorted(ids[model])
+    return {model: sorted(keys) for model, keys in ids.items()}
+
+
+def core_deletes(session: Session, ids: dict[type, list[int]]) -> None:
+    """Core ``DELETE ... WHERE id IN (...)`` on the session's connection: no ORM involved."""
+    connection = session.connection()
+    for model, keys in ids.items():
+        table = model.__table__  # type: ignore[attr-defined]
+        for start in range(0, len(keys), 500):
+            connection.execute(delete(table).where(table.c.id.in_(keys[start : start + 500])))
+    session.commit()
+
+
+def orm_deletes(session: Session, ids: dict[type, list[int]]) -> None:
+    """The same statements through the ORM (``session.execute``): the identity map is synced."""
+    for model, keys in ids.items():
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             session.execute(delete(model).where(model.id.in_(chunk)))  # type: ignore[attr-defined]
     session.commit()
 
 
-def measure(url: str, invoices: int, repeats: int) -> tuple[float, float]:
+CASES = (
+    "cleanup_all()",
+    "Core deletes (session's connection)",
+    "ORM-enabled deletes (session.execute)",
+)
+
+
+def measure(url: str, invoices: int, repeats: int) -> dict[str, float]:
     engine = fresh_engine(url)
-    ours, theirs = [], []
+    times: dict[str, list[float]] = {case: [] for case in CASES}
+    baselines = {CASES[1]: core_deletes, CASES[2]: orm_deletes}
     with Session(engine) as session, registry.bound(session):
         for _ in range(repeats):
             with registry.scope():
@@ -58,19 +89,20 @@ def measure(url: str, invoices: int, repeats: int) -> tuple[float, float]:
                 session.commit()
                 start = time.perf_counter()
                 registry.cleanup_all()
-                ours.append(time.perf_counter() - start)
-            with registry.scope() as scope:
-                rows = dataset(invoices)
-                session.commit()
-                for invoice in rows[1:]:  # load what the hand-written version reads, untimed
-                    invoice.billing_account.customer  # type: ignore[attr-defined]  # noqa: B018
-                start = time.perf_counter()
-                by_hand(session, rows)
-                theirs.append(time.perf_counter() - start)
-                registry.forget(scope)
+                times[CASES[0]].append(time.perf_counter() - start)
+            for case, remove in baselines.items():
+                with registry.scope() as scope:
+                    rows = dataset(invoices)
+                    session.commit()
+                    ids = ids_of(rows)
+                    start = time.perf_counter()
+                    remove(session, ids)
+                    times[case].append(time.perf_counter() - start)
+                    registry.forget(scope)
+                session.expunge_all()
     Base.metadata.drop_all(engine)
     engine.dispose()
-    return statistics.median(ours), statistics.median(theirs)
+    return {case: statistics.median(values) for case, values in times.items()}
 
 
 def main() -> None:
@@ -80,17 +112,22 @@ def main() -> None:
     args = parser.parse_args()
     urls = backend_urls()
     lines = [
-        "cleanup_all() against hand-written Core deletes of the same rows, median of "
-        f"{args.repeats}, measured side by side in one run.",
+        "cleanup_all() against Core deletes of the same rows on the session's connection (the "
+        "limit), and the same deletes through the ORM, each followed by the commit; median of "
+        f"{args.repeats}, measured side by side in one run. Ratio = cleanup_all()'s time / "
+        "that case's.",
         "",
-        "| backend | rows | cleanup_all s | hand-written s | time ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| backend | rows | cleanup_all() s | Core deletes s | vs Core | ORM-enabled deletes s "
+        "| vs ORM-enabled |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, url in urls.items():
         for invoices in args.invoices:
-            ours, theirs = measure(url, invoices, args.repeats)
+            t = measure(url, invoices, args.repeats)
+            ours, core, orm = (t[case] for case in CASES)
             line = (
-                f"| {name} | {4 * invoices + 1} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |"
+                f"| {name} | {4 * invoices + 1} | {ours:.3f} | {core:.3f} | {ours / core:.2f}x "
+                f"| {orm:.3f} | {ours / orm:.2f}x |"
             )
             print(line, flush=True)
             lines.append(line)

@@ -67,7 +67,7 @@ def delete_instances(
     still remain, ``CleanupError`` lists them. Never returns while a deletable tracked row remains.
     """
     _settle(session)
-    owners: dict[Row, list[Any]] = defaultdict(list)
+    owners: dict[Row, list[tuple[Any, Any]]] = defaultdict(list)
     targets: dict[Table, set[Key]] = defaultdict(set)
     secondary: set[Table] = set()
     for instance in instances:
@@ -80,7 +80,7 @@ def delete_instances(
         identity = tuple(state.key[1])
         for table in state.mapper.tables:
             targets[table].add(identity)
-        owners[(state.mapper.local_table, identity)].append(instance)
+        owners[(state.mapper.local_table, identity)].append((instance, state))
     if not targets:
         return [], CleanupReport()
     failures: list[BaseException] = []
@@ -103,7 +103,7 @@ def delete_instances(
             errors=failures,
         )
     blocked_keys = set(plan.blocked)
-    deleted = [i for row, objs in owners.items() if row not in blocked_keys for i in objs]
+    deleted = [i for row, objs in owners.items() if row not in blocked_keys for i, _ in objs]
     report = CleanupReport(
         deleted={t.name: len(k) for t, k in plan.tracked_deleted().items() if k},
         dependents=[(t.name, k) for t, k in plan.dependents],
@@ -116,12 +116,12 @@ def delete_instances(
     return deleted, report
 
 
-def _detach(session: Session, owners: dict[Row, list[Any]], blocked: set[Row]) -> None:
+def _detach(session: Session, owners: dict[Row, list[tuple[Any, Any]]], blocked: set[Row]) -> None:
     """Expunge the instances of deleted rows, so the session never hands them out again."""
     for row, objects in owners.items():
         if row not in blocked:
-            for instance in objects:
-                if sa_inspect(instance).session is session:
+            for instance, state in objects:
+                if state.session is session:
                     session.expunge(instance)
 
 
@@ -169,14 +169,23 @@ class _Deletion:
         undecided: dict[Row, list[tuple[Row, Row]]] = {}
         while fresh:
             added: dict[Table, set[Key]] = defaultdict(set)
+            outsiders: dict[Table, set[Key]] = defaultdict(set)
             for fk in _constraints_into(fresh):
-                for child, parent, refs in self._referrers(fk, fresh[fk.referred_table]):
-                    if child[1] in self.deleting.get(child[0], ()):
-                        self.edges.append((child, parent))
-                    elif self._may_follow(child[0]):
-                        undecided.setdefault(child, []).extend((child, r) for r in refs)
+                child_table = fk.parent
+                assert isinstance(child_table, Table)
+                deleting = self.deleting.get(child_table, set())
+                follow = self._may_follow(child_table)
+                for key, parent in self._referrers(fk, fresh[fk.referred_table]):
+                    if key in deleting:
+                        self.edges.append(((child_table, key), parent))
+                    elif follow:
+                        outsiders[child_table].add(key)
                     else:
-                        self.blocked.setdefault(parent, child[0].name)
+                        self.blocked.setdefault(parent, child_table.name)
+            for table, keys in outsiders.items():  # rare: association rows, opted-in dependents
+                for key, refs in self._references(table, keys):
+                    child = (table, key)
+                    undecided.setdefault(child, []).extend((child, r) for r in refs)
             for child, edges in list(undecided.items()):
                 if all(p[1] in self.deleting.get(p[0], ()) for _, p in edges):
                     del undecided[child]
@@ -193,30 +202,42 @@ class _Deletion:
     def _may_follow(self, table: Table) -> bool:
         return self.include_dependents or table in self.secondary
 
-    def _referrers(
-        self, fk: ForeignKeyConstraint, keys: set[Key]
-    ) -> Iterable[tuple[Row, Row, list[Row]]]:
-        """(referring row, referred row, every row the referring row points at) per match."""
+    def _referrers(self, fk: ForeignKeyConstraint, keys: set[Key]) -> Iterable[tuple[Key, Row]]:
+        """(referring row's key, referred row) per row that points at ``keys`` through ``fk``:
+        only the key and the foreign key's own columns are read (most referrers are rows being
+        deleted too, and thousands of them may point at one tenant)."""
         referring, referred = fk.parent, fk.referred_table
         assert isinstance(referring, Table)
         if not _targets_key(fk):
             return  # a foreign key to non-key columns: left to the database to refuse
         own = _key_columns(referring)
-        outgoing = [f for f in referring.foreign_key_constraints if _targets_key(f)]
-        columns = [*own, *(e.parent for f in outgoing for e in _ordered_elements(f))]
-        where: list[tuple[Table, slice]] = []
-        start = len(own)
-        for other in outgoing:
-            where.append((other.referred_table, slice(start, start + len(other.elements))))
-            start += len(other.elements)
-        mine = where[outgoing.index(fk)][1]
-        local = columns[mine]
+        local = [e.parent for e in _ordered_elements(fk)]
         width = len(own)
+        connection = self.session.connection()
         for chunk in _chunks(keys):
-            for row in self.session.execute(select(*columns).where(_in(local, chunk))):
-                values = tuple(row)
-                refs = [(t, values[s]) for t, s in where if None not in values[s]]
-                yield (referring, values[:width]), (referred, values[mine]), refs
+            rows = connection.execute(select(*own, *local).where(_in(local, chunk))).all()
+            if width == 1 and len(local) == 1:  # the common case, without slicing each row
+                yield from [((key,), (referred, (parent,))) for key, parent in rows]
+            else:
+                yield from [(tuple(r[:width]), (referred, tuple(r[width:]))) for r in rows]
+
+    def _references(self, table: Table, keys: set[Key]) -> Iterable[tuple[Key, list[Row]]]:
+        """(key, every row it points at) for these rows of ``table``."""
+        own = _key_columns(table)
+        outgoing = [f for f in table.foreign_key_constraints if _targets_key(f)]
+        parts = [[e.parent for e in _ordered_elements(f)] for f in outgoing]
+        columns = [*own, *(c for part in parts for c in part)]
+        width = len(own)
+        connection = self.session.connection()
+        for chunk in _chunks(keys):
+            for row in connection.execute(select(*columns).where(_in(own, chunk))):
+                values, refs, start = tuple(row), [], width
+                for fk, part in zip(outgoing, parts, strict=True):
+                    value = values[start : start + len(part)]
+                    start += len(part)
+                    if None not in value:
+                        refs.append((fk.referred_table, value))
+                yield values[:width], refs
 
     def _propagate_blocks(self) -> None:
         """A row that stays keeps every row it references."""

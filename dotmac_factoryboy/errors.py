@@ -83,6 +83,10 @@ class ScenarioError(DotmacFactoryError):
     """A scenario step failed, is unknown, or the steps form a cycle."""
 
 
+class RowsModeError(DotmacFactoryError):
+    """``insert_batch`` was asked for something only ORM instances in a session can do."""
+
+
 class TargetError(ConfigurationError):
     """A module, metadata or database named by a string cannot be loaded or reached."""
 

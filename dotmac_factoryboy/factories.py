@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from factory import enums
 from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
@@ -19,12 +19,20 @@ from sqlalchemy.orm import Session
 
 from .context import set_for_block
 from .customizations import Customization, LinkOnly, Routed
-from .errors import BatchError, BatchSizeError, ConfigurationError
+from .errors import BatchError, BatchSizeError, ConfigurationError, RowsModeError
 from .factory_boy_adapter import STOCK_BASES, overrides
 from .factory_boy_adapter.builder import CompiledFactory, compiled
-from .persistence import Saved, UnitOfWork, current_unit, persistence_for, unit_of_work
+from .persistence import (
+    ROWS,
+    Saved,
+    UnitOfWork,
+    current_unit,
+    persistence_for,
+    unit_of_work,
+)
 from .plan import CallPlan, plan_call, takes_name
 from .registry import CleanupHandler, FactoryRegistry, registry
+from .rows import new_row, refuse_what_needs_instances
 from .scoping import TenantRef, remember_tenant_factory, tenant_ref
 from .session import (
     async_session_of,
@@ -210,7 +218,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         number, routed, kwargs = _batch_arguments(cls, size, count, routed, kwargs)
         if overrides(cls, "create", "_generate"):  # the user's own code runs per object
             return [cls.create(*routed, **kwargs) for _ in range(number)]
-        return cls._run_batch(number, routed, kwargs)  # type: ignore[no-any-return]
+        rows: RowsMode = "preferred" if _ROWS_PREFERRED.get() else "never"
+        return cls._run_batch(number, routed, kwargs, rows)  # type: ignore[no-any-return]
 
     @classmethod
     def build_batch(
@@ -223,6 +232,23 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         """Build ``size`` (alias ``count``) instances."""
         number, routed, kwargs = _batch_arguments(cls, size, count, routed, kwargs)
         return [cls.build(*routed, **kwargs) for _ in range(number)]
+
+    @classmethod
+    def insert_batch(
+        cls,
+        size: int | Routed | None = None,
+        *routed: Routed,
+        count: int | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Rows mode, for seeding and load tests: ``create_batch``'s plan, declarations and
+        draws, with the rows written by Core in multi-row INSERTs instead of the ORM's flush.
+        Returns the roots' primary keys (a tuple for a composite key); the rows are tracked, so
+        cleanup deletes them. What needs ORM instances (hooks, ``_create`` overrides, mapper
+        events) raises ``RowsModeError`` naming ``create_batch`` before anything is built."""
+        number, routed, kwargs = _batch_arguments(cls, size, count, routed, kwargs)
+        made = cls._run_batch(number, routed, kwargs, "always")
+        return [_primary_key(instance) for instance in made]
 
     @classmethod
     async def create_async(cls, *routed: Routed, **kwargs: Any) -> ModelT:
@@ -240,6 +266,18 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     ) -> list[ModelT]:
         """``create_batch()`` for an ``AsyncSession`` (all or nothing, as the sync one)."""
         work = lambda: cls.create_batch(size, *routed, count=count, **kwargs)  # noqa: E731
+        return await _bridged(cls, work)  # type: ignore[no-any-return]
+
+    @classmethod
+    async def insert_batch_async(
+        cls,
+        size: int | Routed | None = None,
+        *routed: Routed,
+        count: int | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """``insert_batch()`` (rows mode) for an ``AsyncSession``."""
+        work = lambda: cls.insert_batch(size, *routed, count=count, **kwargs)  # noqa: E731
         return await _bridged(cls, work)  # type: ignore[no-any-return]
 
     @classmethod
@@ -295,21 +333,41 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         if strategy != enums.CREATE_STRATEGY:
             with _entered(tree):
                 return compiled(cls, strategy, tree.kwargs()).build()
-        outer, unit = current_unit(), UnitOfWork()
+        outer = current_unit()
+        sessions = _sessions_of(tree)
+        unit = UnitOfWork(parent=outer)
+        if outer is None:
+            # A root call whose factories all flush (the default) on connections with
+            # transactions is undone as a whole if it fails: a SAVEPOINT opens before its first
+            # early write (see UnitOfWork.before_early_write); it tracks at its end.
+            unit.undoable = _modes(tree.plan) <= {"flush"} and not any(
+                autocommits(s) for s in sessions
+            )
+            unit.atomic = unit.undoable
+        elif outer.atomic:
+            for session in sessions:  # this nested call writes before the root's end
+                unit.before_early_write(session)
         try:
             with unit_of_work(unit), _entered(tree):
                 made = compiled(cls, strategy, tree.kwargs()).build()
                 unit.write()
         except BaseException as exc:
-            if outer is None or not outer.atomic:  # a batch undoes its own, to its SAVEPOINT
+            if outer is None and unit.undo():  # nothing of the call stays, nothing is tracked
+                unit.abandon()
+                if not isinstance(exc, Exception):
+                    for session in sessions:
+                        recover(session)
+            elif outer is None or not outer.atomic:  # a batch undoes its own, to its SAVEPOINT
                 unit.abandon()  # what an early write put in the database stays tracked
                 _track(unit)
                 if not isinstance(exc, Exception):
-                    for session in {id(s): s for s in tree.sessions.values()}.values():
+                    for session in sessions:
                         recover(session)
             raise
+        if outer is None:
+            unit.release()
         if outer is not None and outer.atomic:
-            outer.written.extend(unit.written)  # tracked with the batch, or not at all
+            outer.written.extend(unit.written)  # tracked with the batch or root, or not at all
         else:
             _track(unit)
         return made
@@ -328,22 +386,37 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         return tree
 
     @classmethod
-    def _run_batch(cls, number: int, routed: tuple[Routed, ...], kwargs: dict[str, Any]) -> Any:
-        """Plan once, build ``number`` trees, write them in chunks inside SAVEPOINTs."""
+    def _run_batch(
+        cls,
+        number: int,
+        routed: tuple[Routed, ...],
+        kwargs: dict[str, Any],
+        rows_mode: RowsMode = "never",
+    ) -> Any:
+        """Plan once, build ``number`` trees, write them in chunks inside SAVEPOINTs (in rows
+        mode with Core: always, or where the plan allows when preferred)."""
         if cls._meta.abstract or number == 0:
             return [cls.create(*routed, **kwargs) for _ in range(number)]
         plan = plan_call(cls, enums.CREATE_STRATEGY, routed, kwargs)
+        rows = rows_mode != "never"
+        if rows:
+            try:
+                refuse_what_needs_instances(cls, plan.nodes())
+            except RowsModeError:
+                if rows_mode == "always":
+                    raise
+                rows = False
         tree = cls._tree(plan)
-        sessions = list({id(s): s for s in tree.sessions.values()}.values())
+        sessions = _sessions_of(tree)
         if any(autocommits(s) for s in sessions):
+            if rows:
+                raise RowsModeError(
+                    f"{cls.__name__}.insert_batch: the session's connection is AUTOCOMMIT, so a "
+                    f"failed batch could not be undone. Fix: use {cls.__name__}.create_batch(...)."
+                )
             return _one_by_one(cls, number, routed, kwargs)
-        writes_at_once = any(  # a strategy that cannot wait (commit) cannot be undone either
-            not persistence_for(n.factory._meta.sqlalchemy_session_persistence).deferred
-            for n in plan.nodes()
-            if hasattr(n.factory._meta, "sqlalchemy_session_persistence")
-        )
-        savepoints = [] if writes_at_once else [s.begin_nested() for s in sessions]
-        unit = UnitOfWork(atomic=True)
+        savepoints = _savepoints(plan, sessions, rows)
+        unit = UnitOfWork(atomic=True, rows=rows)
         made: list[Any] = []
         builder: CompiledFactory | None = None
         try:
@@ -359,11 +432,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
                         unit.write()
                 unit.write()
         except BaseException as exc:  # a cancelled task too: its batch is undone all the same
-            for savepoint in reversed(savepoints):
-                savepoint.rollback()
-            if not isinstance(exc, Exception):
-                for session in sessions:
-                    recover(session)
+            _undo(savepoints, sessions, exc)
             if not isinstance(exc, DBAPIError):
                 raise
             failed = _failing_index(unit.pending, sessions)
@@ -386,6 +455,9 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         kwargs = check_object(cls, kwargs, tree.tenant if tree else None)
         session = tree.session(cls) if tree is not None else session_for(cls)
         if cls._meta.sqlalchemy_get_or_create:
+            unit = current_unit()
+            if unit is not None:
+                unit.before_early_write(session)
             session.flush()  # an early write: the lookup must see what this call built so far
             found = cls._get_or_create(model_class, session, args, kwargs)  # type: ignore[no-untyped-call]
             if sa_inspect(found).pending:
@@ -397,9 +469,12 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     def _save(
         cls, model_class: type[Any], session: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        instance = model_class(*args, **kwargs)
-        strategy = persistence_for(cls._meta.sqlalchemy_session_persistence)
         unit = current_unit()
+        if unit is not None and unit.rows:
+            instance, strategy = new_row(model_class, args, kwargs), ROWS
+        else:
+            instance = model_class(*args, **kwargs)
+            strategy = persistence_for(cls._meta.sqlalchemy_session_persistence)
         if unit is None:  # called outside a root call (factory_boy internals): write now
             strategy.save(session, instance)
             strategy.save_many(session, [instance])
@@ -432,6 +507,54 @@ def _resolve_session(tree: BuildTree, factory_cls: Any) -> None:
     found = find_session(factory_cls)
     if found is not None:
         tree.sessions[factory_cls] = found
+
+
+RowsMode = Literal["never", "preferred", "always"]
+_ROWS_PREFERRED: ContextVar[bool] = ContextVar("dotmac_rows_preferred", default=False)
+
+
+def rows_where_possible() -> AbstractContextManager[None]:
+    """For the block, every ``create_batch`` that rows mode can serve is written with Core (as
+    ``insert_batch``) and returns its rows as detached instances; the others run as usual.
+    ``dotmac-factoryboy seed`` runs its hook inside it."""
+    return set_for_block(_ROWS_PREFERRED, True)
+
+
+def _sessions_of(tree: BuildTree) -> list[Session]:
+    """The sessions a call writes through, each once."""
+    return list({id(s): s for s in tree.sessions.values()}.values())
+
+
+def _modes(plan: CallPlan) -> set[str | None]:
+    """The ``sqlalchemy_session_persistence`` of every factory the call builds with."""
+    return {
+        n.factory._meta.sqlalchemy_session_persistence
+        for n in plan.nodes()
+        if hasattr(n.factory._meta, "sqlalchemy_session_persistence")
+    }
+
+
+def _savepoints(plan: CallPlan, sessions: list[Session], rows: bool = False) -> list[Any]:
+    """A SAVEPOINT per session, so a failed batch is undone as a whole; none when a factory's
+    persistence cannot wait (``commit``: what it committed cannot be undone either)."""
+    writes_at_once = not rows and any(not persistence_for(m).deferred for m in _modes(plan))
+    return [] if writes_at_once else [s.begin_nested() for s in sessions]
+
+
+def _undo(savepoints: list[Any], sessions: list[Session], exc: BaseException) -> None:
+    """Roll a failed call back to its SAVEPOINTs; after a cancellation (SQLAlchemy invalidated
+    the connection mid-statement) roll the session back, so it is usable again."""
+    for savepoint in reversed(savepoints):
+        savepoint.rollback()  # also ends a SAVEPOINT a failed flush deactivated
+    if not isinstance(exc, Exception):
+        for session in sessions:
+            recover(session)
+
+
+def _primary_key(instance: Any) -> Any:
+    """A row's primary key: the value, or a tuple for a composite key."""
+    identity = sa_inspect(instance).identity
+    return identity[0] if identity is not None and len(identity) == 1 else identity
 
 
 def _track(unit: UnitOfWork) -> None:

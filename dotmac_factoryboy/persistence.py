@@ -71,7 +71,23 @@ class Commit(AddOnly):
             session.flush()
 
 
+class Rows:
+    """Rows mode (``insert_batch``): instances stay out of the session; their columns are
+    written with Core when the unit of work writes."""
+
+    deferred = True
+
+    def save(self, session: Session, instance: Any) -> None:
+        """Nothing yet: the instance is written with its unit's other rows."""
+
+    def save_many(self, session: Session, instances: list[Any]) -> None:
+        from .rows import write_rows
+
+        write_rows(session, instances)
+
+
 STRATEGIES: dict[str | None, Persistence] = {None: AddOnly(), "flush": Flush(), "commit": Commit()}
+ROWS: Persistence = Rows()
 
 
 def persistence_for(mode: str | None) -> Persistence:
@@ -103,6 +119,51 @@ class UnitOfWork:
     index: int = 0
     atomic: bool = False
     """True for a batch: everything it writes is undone together, so it tracks at the end."""
+    rows: bool = False
+    """Rows mode: every instance is written with Core (``insert_batch``)."""
+    parent: UnitOfWork | None = None
+    """The unit of the call this one is nested in (``None`` for a root call)."""
+    undoable: bool = False
+    """A root call that opens a SAVEPOINT before writing early (see ``before_early_write``)."""
+    savepoints: dict[int, Any] = field(default_factory=dict)
+
+    def before_early_write(self, session: Session) -> None:
+        """Before a write the call makes ahead of its end (a value needs a pending row's key, a
+        nested call, get_or_create's lookup): open the root's SAVEPOINT on ``session`` once, so
+        a failure later in the call undoes that write too. A call that only writes at its end
+        needs none (its failed flush writes nothing)."""
+        chain = [self]
+        while chain[-1].parent is not None:
+            chain.append(chain[-1].parent)
+        root = chain[-1]
+        if not root.undoable or id(session) in root.savepoints:
+            return
+        # begin_nested() flushes what is pending first, which would put the call's own rows
+        # outside its SAVEPOINT: they leave the session for that moment and come back in it.
+        ours = [
+            s.instance
+            for unit in chain
+            for s in unit.pending
+            if s.session is session and sa_inspect(s.instance).pending
+        ]
+        for instance in ours:
+            session.expunge(instance)
+        root.savepoints[id(session)] = session.begin_nested()
+        for instance in ours:
+            session.add(instance)
+
+    def release(self) -> None:
+        """The call succeeded: keep what its SAVEPOINTs hold."""
+        for savepoint in reversed(list(self.savepoints.values())):
+            if savepoint.is_active:
+                savepoint.commit()
+
+    def undo(self) -> bool:
+        """The call failed: roll its SAVEPOINTs back (whether it opened any)."""
+        for savepoint in reversed(list(self.savepoints.values())):
+            savepoint.rollback()  # also ends a SAVEPOINT a failed flush deactivated
+        return bool(self.savepoints)
+
     pending: list[Saved] = field(default_factory=list)
     written: list[Saved] = field(default_factory=list)
 
@@ -185,11 +246,17 @@ def _needs_written_row(column: Any) -> bool:
 def _writer(key: str) -> Any:
     def write_first(target: Any, value: Any, dict_: dict[str, Any]) -> Any:
         """Flush the session of a pending row whose unset ``key`` is read during a build."""
-        if _UNIT.get() is None or _WRITING.get():
+        unit = _UNIT.get()
+        if unit is None or _WRITING.get():
             return value
+        if unit.rows:  # a row of this unit not written yet: write the unit's rows first
+            if sa_inspect(target).key is None and any(s.instance is target for s in unit.pending):
+                unit.write()
+            return dict_.get(key, value)
         state = sa_inspect(target)
         if not state.pending or state.session is None:
             return value
+        unit.before_early_write(state.session)
         with set_for_block(_WRITING, True):
             state.session.flush()
         return dict_.get(key, value)

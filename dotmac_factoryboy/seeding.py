@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from .engines import engine_for, safe_url
 from .errors import SeedError, SeedFailedError, SeedRefusedError, first_line
-from .factories import registry_of
+from .factories import registry_of, rows_where_possible
 from .factory_boy_adapter import reset_sequences, shape_of, targets_of
 from .scoping import is_tenant_model, spec_for
 from .targets import factories_in, load_module, metadata_for
@@ -126,17 +126,18 @@ def seed_tenants(options: SeedOptions, indexes: list[int], report: Report) -> No
                 scope = stack.enter_context(registry.scope())
                 stack.callback(registry.forget, scope)  # seeded rows are kept, not tracked
             try:
-                hook(
-                    TenantSeed(
-                        index=index,
-                        customers=options.customers_per_tenant,
-                        random=random.Random(f"{options.seed}:{index}"),
-                        as_of=options.as_of,
-                        session=session,
-                        factories=factories,
-                        report=report,
+                with rows_where_possible():  # Core where the hook's calls allow
+                    hook(
+                        TenantSeed(
+                            index=index,
+                            customers=options.customers_per_tenant,
+                            random=random.Random(f"{options.seed}:{index}"),
+                            as_of=options.as_of,
+                            session=session,
+                            factories=factories,
+                            report=report,
+                        )
                     )
-                )
             except Exception as exc:  # one line naming the tenant, whatever failed
                 failure = f"{type(exc).__name__}: {first_line(exc)}"
                 raise SeedFailedError(f"tenant {index}: {failure}") from exc

@@ -1,15 +1,18 @@
-"""50 asyncio tasks at once, each with its own AsyncSession and tenant, creating ISP customers
-with services and cleaning them up: no cross-tenant row, tracking exact per task, nothing left."""
+"""50 asyncio tasks at once, each with its own AsyncSession and tenant, and 8 threads, each with
+its own Session and tenant, creating ISP customers with services and cleaning them up: no
+cross-tenant row, tracking exact per task and thread, nothing left."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from dotmac_factoryboy import registry, tenant_context
@@ -94,3 +97,47 @@ async def test_fifty_tasks_each_with_its_session_and_tenant(many: AsyncEngine) -
     assert all(report == expected for report in reports)
     async with AsyncSession(many) as session:
         assert [await rows(session, m) for m in (Service, Customer, Address, Tenant)] == [0] * 4
+
+
+THREADS = 8
+PER_THREAD = 1000
+
+
+def test_eight_threads_each_with_its_session_and_tenant(engine: Engine) -> None:
+    """8 threads, each creating 1 000 services (with their customers and addresses) in a tenant
+    of its own: tracking is exact per thread and cleanup removes exactly those rows."""
+    wipe(engine)
+    url = engine.url
+    sqlite = url.get_backend_name() == "sqlite"
+    writers = create_engine(
+        url, poolclass=NullPool, connect_args={"timeout": 300} if sqlite else {}
+    )
+    if sqlite:  # one writer at a time: the threads queue for the lock
+        sqlite_savepoints(writers, "BEGIN IMMEDIATE")
+
+    def work(n: int) -> dict[str, int]:
+        with Session(writers) as session, registry.bound(session), registry.scope():
+            tenant = TenantFactory.create(name=f"thread {n}")
+            with tenant_context(tenant):
+                services = ServiceFactory.create_batch(PER_THREAD)
+            session.commit()
+            mine = [tenant, *services, *(s.customer for s in services)]
+            mine += [s.customer.service_address for s in services]
+            assert {id(i) for i in registry.instances} == {id(i) for i in mine}
+            assert all(i.tenant_id == tenant.id for i in mine if i is not tenant)
+            return registry.cleanup_all().deleted
+
+    try:
+        with ThreadPoolExecutor(THREADS) as pool:
+            reports = list(pool.map(work, range(THREADS)))
+        expected = {t: PER_THREAD for t in ("services", "customers", "addresses")} | {"tenants": 1}
+        assert reports == [expected] * THREADS
+        with Session(writers) as session:
+            left = [
+                session.scalar(select(func.count()).select_from(m))
+                for m in (Service, Customer, Address, Tenant)
+            ]
+        assert left == [0, 0, 0, 0]
+    finally:
+        writers.dispose()
+        wipe(engine)

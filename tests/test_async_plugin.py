@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from dotmac_factoryboy.engines import async_url
 
+from .backends import BACKENDS
 from .test_pytest_plugin import server_url
 
 MODELS = """
@@ -132,14 +133,15 @@ def test_async_db_session_under_each_runner(pytester: pytest.Pytester, runner: s
     run(pytester, runner).assert_outcomes(passed=2)
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+@pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> str | None:
     return server_url(request.param)
 
 
-@pytest.mark.parametrize("given", ["sync URL", "async URL"])
 @pytest.mark.parametrize(
-    ("isolation", "seen_elsewhere"), [("rollback", 0), ("cleanup", 5)], ids=["rollback", "cleanup"]
+    ("isolation", "seen_elsewhere", "given"),
+    [("rollback", 0, "sync URL"), ("cleanup", 5, "async URL")],
+    ids=["rollback-sync-url", "cleanup-async-url"],
 )
 def test_async_db_session_isolates_on_each_backend(
     pytester: pytest.Pytester,

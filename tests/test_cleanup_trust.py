@@ -3,8 +3,10 @@ snapshots, terminated connections, blocked rows kept for a retry, idempotence.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy import Engine, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -118,16 +120,53 @@ def test_a_row_inserted_after_the_snapshot_is_reported_not_raised(
     assert session.get(Project, project.id) is not None
 
 
-def test_a_terminated_postgresql_backend_is_recovered(session: Session, engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
+KILLS = {  # how to find the session's server process, and how to end it from another connection
+    "postgresql": ("SELECT pg_backend_pid()", "SELECT pg_terminate_backend({})"),
+    "mysql": ("SELECT CONNECTION_ID()", "KILL CONNECTION {}"),
+}
+
+
+def kill_session_connection(session: Session, engine: Engine) -> None:
+    find, kill = KILLS[engine.dialect.name]
+    process = session.execute(text(find)).scalar_one()
+    with engine.connect() as other:
+        other.execute(text(kill.format(int(process))))
+
+
+def test_a_lost_connection_after_commit_is_recovered(session: Session, engine: Engine) -> None:
+    if engine.dialect.name not in KILLS:
+        pytest.skip("killing a connection needs a server (PostgreSQL, MariaDB)")
     TaskFactory.create_batch(3)
     session.commit()
-    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    with engine.connect() as other:
-        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    kill_session_connection(session, engine)
     saas_registry.cleanup_all()
     assert nonzero(session) == {}
+
+
+def test_a_connection_lost_in_the_middle_of_a_cleanup_is_recovered(
+    session: Session, engine: Engine
+) -> None:
+    if engine.dialect.name not in KILLS:
+        pytest.skip("killing a connection needs a server (PostgreSQL, MariaDB)")
+    TaskFactory.create_batch(3)
+    session.commit()
+    find, kill = KILLS[engine.dialect.name]
+    process = session.execute(text(find)).scalar_one()
+    killed: list[str] = []
+
+    def kill_at_the_first_delete(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE") and not killed:
+            killed.append(statement)
+            with engine.connect() as other:
+                other.execute(text(kill.format(int(process))))
+
+    event.listen(engine, "before_cursor_execute", kill_at_the_first_delete)
+    try:
+        saas_registry.cleanup_all()  # the first round fails; a fresh connection finishes it
+    finally:
+        event.remove(engine, "before_cursor_execute", kill_at_the_first_delete)
+    assert killed and nonzero(session) == {}
+    assert saas_registry.instances == []
 
 
 # -- blocked rows are kept for a retry; idempotence -------------------------------------------------

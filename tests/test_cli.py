@@ -3,6 +3,7 @@ subprocess, on SQLite and (when configured) PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -16,13 +17,13 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from dotmac_factoryboy import lint, registry
+from dotmac_factoryboy import lint, registry, seeding
 from dotmac_factoryboy.cli import main
 from dotmac_factoryboy.isp import factories as isp
 from dotmac_factoryboy.isp.models import Base as ISPBase
 from dotmac_factoryboy.isp.models import Customer, Invoice, Tenant, Ticket
 
-from .backends import SERVER_URLS, server_url
+from .backends import BACKENDS, server_url
 from .dumps import dump
 from .saas_schema import Organization
 
@@ -48,7 +49,7 @@ def subprocess_run(*args: str, cwd: Path | None = None) -> subprocess.CompletedP
     )
 
 
-@pytest.fixture(params=["sqlite", *SERVER_URLS])
+@pytest.fixture(params=BACKENDS)
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL of a new, empty database on each backend (dropped afterwards on servers)."""
     backend: str = request.param
@@ -145,6 +146,21 @@ def test_shards_into_one_database_give_the_same_dump_as_one_run(empty_url: str) 
     second = run("seed", "--url", empty_url, "--tenants", "3", "--shard", "1/2", *SMALL)
     assert second.exit_code == 0, second.output
     assert "--shard 1/2" in second.output
+    assert isp_dump(empty_url) == expected
+
+
+def test_seed_in_rows_mode_writes_what_the_orm_writes(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = run("seed", "--url", empty_url, "--tenants", "2", *SMALL)  # rows mode where possible
+    assert fast.exit_code == 0, fast.output
+    expected = isp_dump(empty_url)
+    engine = create_engine(empty_url)
+    ISPBase.metadata.drop_all(engine)
+    engine.dispose()
+    monkeypatch.setattr(seeding, "rows_where_possible", contextlib.nullcontext)
+    orm = run("seed", "--url", empty_url, "--tenants", "2", *SMALL)  # every call through the ORM
+    assert orm.exit_code == 0, orm.output
     assert isp_dump(empty_url) == expected
 
 

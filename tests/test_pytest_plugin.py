@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from sqlalchemy import create_engine, text
 
-from .backends import SERVER_URLS, unavailable
+from .backends import BACKENDS, SERVER_URLS, unavailable
 
 USES_EVERY_FIXTURE = '''
 from decimal import Decimal
@@ -150,7 +150,7 @@ def run(
     return pytester.runpytest_subprocess(*options)
 
 
-@pytest.fixture(params=["sqlite", *SERVER_URLS])
+@pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> str | None:
     return server_url(request.param)
 

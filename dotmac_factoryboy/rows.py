@@ -1,0 +1,268 @@
+"""Rows mode (``insert_batch``): the same plan, declarations and draws as ``create_batch``, but
+the built instances never join the session; their column values are written with Core.
+
+Parents are inserted before children, table by table in foreign-key order, in multi-row
+statements whose ``RETURNING`` (sorted by parameter order) gives each row its generated key;
+children take their parents' keys from the instances. Each written instance then becomes a
+detached row with its identity (``make_transient_to_detached``), so the registry tracks it and
+cleanup deletes it like any created row.
+
+What needs instances in a session is refused when the call is planned: ``_create`` overrides,
+``get_or_create``, post-generation declarations (``post_generation``, ``RelatedFactory``) and
+mapper-level insert events. Collections set on an instance (one-to-many, many-to-many) are
+refused when written, before anything of that write goes out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from factory.declarations import PostGenerationDeclaration
+from sqlalchemy import Table, insert
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.interfaces import MANYTOONE
+
+from .errors import RowsModeError
+from .factory_boy_adapter import overrides
+
+INSERT_EVENTS = ("before_insert", "after_insert")
+
+
+def refuse_what_needs_instances(root: Any, nodes: Iterable[Any]) -> None:
+    """``RowsModeError`` naming the first place of the plan that rows mode cannot serve."""
+    for node in nodes:
+        if node.role == "pinned":  # set to the tree's tenant, not built
+            continue
+        factory_cls, where = node.factory, node.label or "the root"
+        name = factory_cls.__name__
+        reason = None
+        if overrides(factory_cls, "_create"):
+            reason = f"{name} overrides _create"
+        elif factory_cls._meta.sqlalchemy_get_or_create:
+            reason = f"{name} uses sqlalchemy_get_or_create"
+        elif list(factory_cls._meta.post_declarations) or _post_values(node):
+            hooks = [*factory_cls._meta.post_declarations, *_post_values(node)]
+            reason = f"{name} has post-generation declarations ({', '.join(sorted(hooks))})"
+        else:
+            reason = _mapping_reason(sa_inspect(factory_cls._meta.model), node)
+        if reason is not None:
+            raise RowsModeError(
+                f"{root.__name__}.insert_batch: at {where}, {reason}, which need ORM instances "
+                f"in a session; rows mode writes columns with Core. Fix: use "
+                f"{root.__name__}.create_batch(...) for this call."
+            )
+
+
+def _mapping_reason(mapper: Mapper[Any], node: Any) -> str | None:
+    """What of the model's mapping or the place's fields rows mode cannot write, if anything."""
+    model = mapper.class_.__name__
+    events = [e for e in INSERT_EVENTS if getattr(mapper.dispatch, e)]
+    if events:
+        return f"{model} has mapper events ({', '.join(events)})"
+    if mapper.inherits is not None:
+        return f"{model} inherits another mapped class (more than one table per row)"
+    collections = sorted(
+        name
+        for name, value in node.fields.items()
+        if name in mapper.relationships
+        and mapper.relationships[name].direction is not MANYTOONE
+        and value.value is not None
+    )
+    if collections:
+        return f"the call sets the collection {model}.{', '.join(collections)}"
+    return None
+
+
+def _post_values(node: Any) -> list[str]:
+    return [k for k, v in node.fields.items() if isinstance(v.value, PostGenerationDeclaration)]
+
+
+def new_row(model_class: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The instance rows mode writes. With SQLAlchemy's own constructor and no validators or
+    column ``set`` listeners, its values are set as committed state, without attribute events,
+    so no backref puts it in a parent's collection (where a later flush would try to add it);
+    otherwise through the model's constructor, as ``create_batch`` does."""
+    mapper: Mapper[Any] = sa_inspect(model_class)
+    if args or not _plain(mapper) or any(key not in mapper.attrs for key in kwargs):
+        return model_class(*args, **kwargs)
+    instance = mapper.class_manager.new_instance()
+    for key, value in kwargs.items():
+        set_committed_value(instance, key, value)
+    return instance
+
+
+_PLAIN: dict[Any, bool] = {}
+
+
+def _plain(mapper: Mapper[Any]) -> bool:
+    """Whether building through the constructor runs nothing but attribute assignment."""
+    found = _PLAIN.get(mapper)
+    if found is None:
+        manager = mapper.class_manager
+        found = _PLAIN[mapper] = (
+            mapper.class_manager.original_init is mapper.registry.constructor
+            and not mapper.validators
+            and not any(manager[prop.key].dispatch.set for prop in mapper.column_attrs)
+        )
+    return found
+
+
+def write_rows(session: Session, instances: list[Any]) -> None:
+    """Insert the instances' rows with Core, parents first, and make each a detached row."""
+    by_mapper: dict[Mapper[Any], list[Any]] = defaultdict(list)
+    for instance in instances:
+        by_mapper[sa_inspect(instance).mapper].append(instance)
+    for mapper in by_mapper:
+        _refuse_collections(mapper, by_mapper[mapper])
+    connection = session.connection()
+    for table in _parents_first(by_mapper):
+        for mapper in (m for m in by_mapper if m.local_table is table):
+            waiting = by_mapper[mapper]
+            while waiting:  # a self-reference: rows whose parent is written go first
+                ready = [i for i in waiting if _parents_written(mapper, i)]
+                if not ready:
+                    raise RowsModeError(
+                        f"{mapper.class_.__name__}: rows reference each other in a cycle. Fix: "
+                        "use create_batch(...) for this call."
+                    )
+                _insert(connection, mapper, table, ready)
+                done = {id(i) for i in ready}
+                waiting = [i for i in waiting if id(i) not in done]
+
+
+def _parents_first(by_mapper: dict[Mapper[Any], list[Any]]) -> list[Table]:
+    tables = {m.local_table for m in by_mapper if isinstance(m.local_table, Table)}
+    ordered = [t for m in {t.metadata for t in tables} for t in m.sorted_tables if t in tables]
+    return ordered
+
+
+def _refuse_collections(mapper: Mapper[Any], instances: list[Any]) -> None:
+    for rel in mapper.relationships:
+        if rel.direction is MANYTOONE and rel.secondary is None:
+            continue
+        if any(not _held_by_children(i, rel) for i in instances):
+            raise RowsModeError(
+                f"{mapper.class_.__name__}.{rel.key} is a collection set on the rows; rows mode "
+                "writes each table's own columns only. Fix: use create_batch(...) for this call."
+            )
+
+
+def _held_by_children(instance: Any, rel: Any) -> bool:
+    """Whether a collection is empty, or holds only children that point back at ``instance``
+    (a backref the ORM filled when each child was given its parent): their own foreign keys
+    carry the link."""
+    members = sa_inspect(instance).dict.get(rel.key)
+    if not members:
+        return True
+    if rel.secondary is not None:
+        return False
+    children = members if isinstance(members, Iterable) else [members]
+    return all(_points_at(child, instance) for child in children)
+
+
+def _points_at(child: Any, parent: Any) -> bool:
+    state = sa_inspect(child)
+    return any(
+        rel.direction is MANYTOONE and state.dict.get(rel.key) is parent
+        for rel in state.mapper.relationships
+    )
+
+
+def _parents_written(mapper: Mapper[Any], instance: Any) -> bool:
+    state = sa_inspect(instance)
+    for rel in mapper.relationships:
+        if rel.direction is MANYTOONE and rel.mapper is mapper:
+            parent = state.dict.get(rel.key)
+            if parent is not None and sa_inspect(parent).key is None:
+                return False
+    return True
+
+
+def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[Any]) -> None:
+    """One multi-row INSERT per shape of row, keys returned in parameter order."""
+    rows = [_row(mapper, i) for i in instances]
+    primary = list(table.primary_key.columns)
+    groups: dict[frozenset[str], list[int]] = defaultdict(list)
+    for position, row in enumerate(rows):
+        groups[frozenset(row)].append(position)
+    for shape, positions in groups.items():
+        # the key, and what the database or a column default filled: the instance learns both,
+        # as the ORM's flush would tell it
+        filled = [c for c in table.columns if c.key not in shape and not c.primary_key]
+        statement = insert(table).returning(*primary, *filled, sort_by_parameter_order=True)
+        result = connection.execute(statement, [rows[p] for p in positions])
+        for position, returned in zip(positions, result, strict=True):
+            values = tuple(returned)
+            row = {
+                **rows[position],
+                **{c.key: v for c, v in zip(filled, values[len(primary) :], strict=True)},
+            }
+            _written(mapper, instances[position], row, values[: len(primary)])
+
+
+def _row(mapper: Mapper[Any], instance: Any) -> dict[str, Any]:
+    """The instance's column values by column key, foreign keys taken from its parents."""
+    values = sa_inspect(instance).dict
+    row: dict[str, Any] = {}
+    for prop in mapper.column_attrs:
+        if prop.key in values:
+            row[prop.columns[0].key] = values[prop.key]
+    for rel in mapper.relationships:
+        parent = values.get(rel.key) if rel.direction is MANYTOONE else None
+        if parent is None:
+            continue
+        row.update(_keys_from(rel, parent))
+    return row
+
+
+def _keys_from(rel: Any, parent: Any) -> dict[str, Any]:
+    """The child's foreign-key values from its parent: a key column from the parent's identity
+    (readable even when the parent is detached and expired), another column from the parent."""
+    state = sa_inspect(parent)
+    primary = list(state.mapper.primary_key)
+    values = {}
+    for local, remote in rel.local_remote_pairs:
+        position = next((i for i, c in enumerate(primary) if c is remote), None)
+        if position is not None and state.identity is not None:
+            values[str(local.key)] = state.identity[position]
+        else:
+            values[str(local.key)] = getattr(
+                parent, state.mapper.get_property_by_column(remote).key
+            )
+    return values
+
+
+def _written(
+    mapper: Mapper[Any], instance: Any, row: dict[str, Any], keys: tuple[Any, ...]
+) -> None:
+    """Give the instance its key and synced foreign keys, as a detached row with an identity."""
+    table = mapper.local_table
+    assert isinstance(table, Table)
+    for column, value in zip(table.primary_key.columns, keys, strict=True):
+        set_committed_value(instance, mapper.get_property_by_column(column).key, value)
+    for column in table.columns:
+        if column.key in row and not column.primary_key:
+            set_committed_value(
+                instance, mapper.get_property_by_column(column).key, row[column.key]
+            )
+    make_transient_to_detached(instance)
+    for rel in mapper.relationships:  # a persistent parent's backref collection took the row
+        parent = sa_inspect(instance).dict.get(rel.key) if rel.direction is MANYTOONE else None
+        reverse = rel.back_populates or (
+            rel.backref if isinstance(rel.backref, str) else rel.backref and rel.backref[0]
+        )
+        if parent is not None and reverse:
+            _forget_backref(parent, reverse)
+
+
+def _forget_backref(parent: Any, collection: str) -> None:
+    """Expire a persistent parent's collection that the ORM's backref appended a written row to:
+    the row is in the database, not in the session, so the collection reloads with it instead of
+    the session trying to add it at its next flush."""
+    state = sa_inspect(parent)
+    if state.session is not None and collection in state.committed_state:
+        state.session.expire(parent, [collection])
