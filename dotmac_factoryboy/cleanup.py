@@ -34,11 +34,17 @@ Row = tuple[Table, Key]
 
 @dataclass(frozen=True)
 class BlockedRow:
-    """A tracked row left in place because a row nobody tracked references it."""
+    """A tracked row left in place because a row outside this cleanup references it; ``why``
+    says which kind when it is not simply a row nobody tracked."""
 
     table: str
     primary_key: Key
     referenced_by: str
+    why: str = ""
+
+
+LEFT_TOO = "a tracked row this cleanup left too, above"
+LINKS_OUTSIDE = "an association row that also links rows outside this cleanup"
 
 
 @dataclass
@@ -108,7 +114,7 @@ def delete_instances(
         deleted={t.name: len(k) for t, k in plan.tracked_deleted().items() if k},
         dependents=[(t.name, k) for t, k in plan.dependents],
         blocked=[
-            BlockedRow(t.name, k, by)
+            BlockedRow(t.name, k, by, plan.why.get((t, k), ""))
             for (t, k), by in plan.blocked.items()
             if k in targets.get(t, ())
         ],
@@ -157,6 +163,7 @@ class _Deletion:
         self.deleting: dict[Table, set[Key]] = {t: set(k) for t, k in targets.items()}
         self.dependents: list[Row] = []
         self.blocked: dict[Row, str] = {}
+        self.why: dict[Row, str] = {}
         self.edges: list[tuple[Row, Row]] = []
         self.include_dependents = include_dependents
         self.secondary = secondary
@@ -198,6 +205,7 @@ class _Deletion:
             for _, parent in edges:
                 if parent[1] in self.deleting.get(parent[0], ()):
                     self.blocked.setdefault(parent, child[0].name)
+                    self.why.setdefault(parent, LINKS_OUTSIDE)
 
     def _may_follow(self, table: Table) -> bool:
         return self.include_dependents or table in self.secondary
@@ -250,6 +258,7 @@ class _Deletion:
             for parent in by_child.get(row, ()):
                 if parent not in self.blocked and parent != row:
                     self.blocked[parent] = row[0].name
+                    self.why[parent] = LEFT_TOO
                     stack.append(parent)
         for (table, key), _ in list(self.blocked.items()):
             self.deleting.get(table, set()).discard(key)

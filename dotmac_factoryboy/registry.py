@@ -357,8 +357,13 @@ class FactoryRegistry:
                 errors.append(exc)
         if blocked or errors:
             with scope.lock:
-                others = _creators_by_table(r for r in scope.rows if not selected(r.factory))
-            message = _cleanup_message(blocked, errors, others)
+                others = [r for r in scope.rows if not selected(r.factory)]
+            enclosing = scope.parent
+            while enclosing is not None:  # rows of enclosing scopes are not part of it either
+                with enclosing.lock:
+                    others.extend(enclosing.rows)
+                enclosing = enclosing.parent
+            message = _cleanup_message(blocked, errors, _creators_by_table(others))
             raise CleanupError(message, blocked=blocked, errors=errors)
         return report
 
@@ -433,7 +438,7 @@ def _cleanup_message(
         )
         for b in blocked:
             makers = others.get(b.referenced_by)
-            whose = (
+            whose = b.why or (
                 f"rows {', '.join(sorted(makers))} created, not part of this cleanup"
                 if makers
                 else "rows the factories did not create"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,25 @@ from .backends import BACKENDS, make_engine
 from .saas_factories import saas_registry
 from .saas_schema import SaasBase
 from .schema import Base as CoreBase
+
+# The reliability machines' profiles: registered here, before Hypothesis's plugin reads
+# --hypothesis-profile (test modules are imported later); bounded and derandomized by default.
+settings.register_profile(
+    "ci",
+    max_examples=20,
+    stateful_step_count=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "long",
+    max_examples=300,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("ci")
 
 METADATAS: tuple[MetaData, ...] = (CoreBase.metadata, ISPBase.metadata, SaasBase.metadata)
 

@@ -10,7 +10,8 @@ from sqlalchemy import Engine, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dotmac_factoryboy import registry
+from dotmac_factoryboy import registry, tenant_context
+from dotmac_factoryboy.cleanup import LEFT_TOO, LINKS_OUTSIDE
 from dotmac_factoryboy.errors import CleanupError
 from dotmac_factoryboy.isp.factories import DeviceFactory, ServiceFactory
 from dotmac_factoryboy.isp.models import service_devices
@@ -189,6 +190,29 @@ def test_blocked_rows_stay_tracked_in_the_enclosing_scope(session: Session) -> N
     assert project in saas_registry.instances
     session.execute(delete(Task).where(Task.id == blocker.id))  # type: ignore[attr-defined]
     session.commit()
+    saas_registry.cleanup_all()
+    assert nonzero(session) == {}
+
+
+def test_rows_linked_to_an_enclosing_scope_say_so_and_go_with_it(session: Session) -> None:
+    """An inner scope's project watched by a member the enclosing scope tracks: its association
+    row links a row outside the inner cleanup, so the project (and its lead, which it holds)
+    stays, tracked, with a message that says why; the enclosing scope's cleanup removes all."""
+    task = TaskFactory.create()
+    made: list[Project] = []
+
+    def watched_in_a_scope() -> None:
+        with saas_registry.scope(cleanup=True), tenant_context(task.tenant):
+            made.append(ProjectFactory.create(watchers=[task.reporter]))
+            session.commit()
+
+    with pytest.raises(CleanupError) as info:
+        watched_in_a_scope()
+    message = str(info.value)
+    assert f"saas_projects ({made[0].id},) is referenced from saas_project_watchers" in message
+    assert "(an association row that also links rows outside this cleanup)" in message
+    assert "(a tracked row this cleanup left too, above)" in message
+    assert {b.why for b in info.value.blocked} == {LEFT_TOO, LINKS_OUTSIDE}
     saas_registry.cleanup_all()
     assert nonzero(session) == {}
 
