@@ -42,7 +42,7 @@ from .session import (
     recover,
     session_for,
 )
-from .tenancy import check_object, decide, validated_tenant
+from .tenancy import TENANT_DEFAULT, check_object, decide, validated_tenant
 
 ModelT = TypeVar("ModelT")
 
@@ -687,13 +687,13 @@ class TenantFactoryMeta(FactoryMeta):
     @property
     def tenant_id(cls) -> Any:
         """Factory-level default tenant (an id or instance); ``None`` when unset."""
-        return getattr(cls, "_dotmac_default_tenant", None)
+        return getattr(cls, TENANT_DEFAULT, None)
 
     @tenant_id.setter
     def tenant_id(cls, value: Any) -> None:
         if value is not None:
             validated_tenant(value, f"{cls.__name__}.tenant_id")
-        type.__setattr__(cls, "_dotmac_default_tenant", value)
+        type.__setattr__(cls, TENANT_DEFAULT, value)
 
     def __setattr__(cls, name: str, value: Any) -> None:
         """``UserFactory.<tenant_field> = ...`` (``workspace_slug``) sets the default tenant too,
@@ -708,7 +708,7 @@ class TenantFactoryMeta(FactoryMeta):
         """``UserFactory.<tenant_field>`` reads the default tenant back."""
         meta = type.__getattribute__(cls, "_meta")
         if name == getattr(meta, "tenant_field", None):
-            return getattr(cls, "_dotmac_default_tenant", None)
+            return getattr(cls, TENANT_DEFAULT, None)
         raise AttributeError(name)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Column
 from sqlalchemy import inspect as sa_inspect
@@ -112,7 +113,9 @@ def remember_tenant_factory(factory_cls: Any) -> None:
     _TENANT_FACTORIES.setdefault(factory_cls._meta.model, factory_cls)
 
 
-_DECLARED: dict[Any, TenantSpec | None] = {}
+_DECLARED: WeakKeyDictionary[Any, TenantSpec | None] = WeakKeyDictionary()
+"""Per factory class, weakly: pytest-factoryboy makes a throwaway subclass for every model
+fixture, and a cache must not keep them (with the rows their calls were given) alive."""
 
 
 def declared_spec(factory_cls: Any) -> TenantSpec | None:

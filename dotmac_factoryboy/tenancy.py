@@ -49,6 +49,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 _CONTEXT: ContextVar[TenantRef | None] = ContextVar("dotmac_tenant_context", default=None)
 _CROSS: ContextVar[bool] = ContextVar("dotmac_allow_cross_tenant", default=False)
 
+TENANT_DEFAULT = "_dotmac_default_tenant"
+"""The class attribute a factory-level tenant (``Factory.tenant_id = ...``) is kept in."""
+
 
 def validated_tenant(tenant_or_id: Any, where: str) -> TenantRef:
     """Refuse ``None`` and rows that are not tenants when a tenant is named."""
@@ -149,7 +152,7 @@ def decide(plan: CallPlan, enclosing: TenantRef | None) -> TenantDecision | None
         _refuse_context_of_another_tenant(plan, spec, hard)
         _refuse_customized_tenant(plan, tenant_place, f"{first} from {origin}")
         return TenantDecision(_existing(plan, spec, first, origin), origin)
-    default = getattr(plan.factory, "_dotmac_default_tenant", None)
+    default = getattr(plan.factory, TENANT_DEFAULT, None)
     ambient: list[tuple[TenantRef | None, str]] = [
         (
             tenant_ref(default) if default is not None else None,

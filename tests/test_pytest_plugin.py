@@ -458,6 +458,42 @@ def stranger(pytester: pytest.Pytester, extra_column: str = "") -> None:
     pytester.makeini("[pytest]\nfactory_metadata = app:Base\nfactory_modules = app\n")
 
 
+def test_a_run_keeps_no_test_s_rows_or_session_alive(pytester: pytest.Pytester) -> None:
+    """pytest keeps every item to the end of the run, and pytest-factoryboy makes a throwaway
+    factory class for every model fixture: neither may keep a test's rows, session or
+    connection alive (a suite's memory would grow with its length)."""
+    stranger(pytester)
+    out = pytester.path / "alive.json"
+    pytester.makeconftest(
+        f"""
+        import gc, json
+        from sqlalchemy.engine import Connection
+        from sqlalchemy.orm import Session
+        import app
+
+        def pytest_unconfigure(config):
+            gc.collect()
+            kinds = (app.Customer, app.User, Session, Connection)
+            alive = {{k.__name__: 0 for k in kinds}}
+            for obj in gc.get_objects():
+                for kind in kinds:
+                    if isinstance(obj, kind):
+                        alive[kind.__name__] += 1
+            with open({str(out)!r}, "w") as handle:
+                json.dump(alive, handle)
+        """
+    )
+    pytester.makepyfile(
+        test_many="\n".join(
+            f"def test_{i}(customer, customer_factory):\n    customer_factory.create_batch(2)\n"
+            for i in range(30)
+        )
+    )
+    run(pytester, isp=False).assert_outcomes(passed=30)
+    alive = json.loads(out.read_text())
+    assert all(count <= 3 for count in alive.values()), alive  # the last test's, at most
+
+
 def test_a_strangers_customer_and_user_are_not_shadowed(pytester: pytest.Pytester) -> None:
     stranger(pytester)
     pytester.makepyfile(

@@ -7,10 +7,11 @@ factory_boy 3.3 keeps them in, each with a comment; nothing else in the package 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import factory
 from factory import enums
@@ -18,6 +19,25 @@ from factory.declarations import Maybe, RelatedFactory, SelfAttribute, SubFactor
 
 SPLITTER: str = enums.SPLITTER
 """``"__"``: factory_boy's separator between a place and a field of it."""
+
+
+R = TypeVar("R")
+
+
+def per_class(func: Callable[..., R]) -> Callable[..., R]:
+    """Cache ``func(factory_cls, *args)`` for as long as the class lives: pytest-factoryboy
+    makes a throwaway subclass for every model fixture, and ``functools.cache`` would keep each
+    one (and the rows its call was given) to the end of the run."""
+    results: WeakKeyDictionary[Any, dict[tuple[Any, ...], R]] = WeakKeyDictionary()
+
+    @wraps(func)
+    def cached(factory_cls: Any, *args: Any) -> R:
+        known = results.setdefault(factory_cls, {})
+        if args not in known:
+            known[args] = func(factory_cls, *args)
+        return known[args]
+
+    return cached
 
 
 def is_declaration(value: Any) -> bool:
@@ -79,7 +99,7 @@ STOCK_BASES: set[type] = {factory.base.BaseFactory, factory.base.Factory}
 """Base classes whose hooks are the stock ones; ``factories`` adds ours."""
 
 
-@cache
+@per_class
 def overrides(factory_cls: Any, *names: str) -> bool:
     """Whether a user's class between ``factory_cls`` and the stock bases defines one of
     ``names`` (``_create``, ``_generate``...): its own code then decides what happens.
@@ -141,7 +161,7 @@ class FactoryShape:
     """Per trait, the own fields it overrides (not flags, not fields of places below)."""
 
 
-@cache
+@per_class
 def shape_of(factory_cls: Any) -> FactoryShape:
     """The declarations, traits (in declaration order) and accepted keyword names of a factory.
 

@@ -7,13 +7,14 @@ row, customizations of the tree's pinned tenant, and links of the wrong model, s
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect as pyinspect
 from typing import TYPE_CHECKING, Any
 
 from factory import enums
 from factory.declarations import SKIP
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Mapper, RelationshipProperty
 
 from ..customizations import format_path
 from ..errors import CustomizationError, FieldValueError, LinkOnlyError, UnknownFieldError
@@ -178,25 +179,36 @@ def _read_attributes(model: Any) -> frozenset[str] | None:
     return frozenset({*plain, *(p.name for p in parameters if p.kind in named)})
 
 
-def _check_attribute_value(node: PlanNode, key: str, value: Any, where: str) -> None:
-    """Refuse values the model cannot take: read-only attributes, wrong relationship values."""
-    model = node.model
+@functools.cache
+def _attribute_kind(model: Any, key: str) -> tuple[str, RelationshipProperty[Any] | None]:
+    """Whether ``model.key`` can be set, and its relationship: per model and key, once (a
+    static lookup walks the class's MRO, and every call of every test asks again)."""
     static = pyinspect.getattr_static(model, key, None)
     if isinstance(static, property) and static.fset is None:
+        return "read-only property", None
+    mapper = sa_inspect(model, raiseerr=False)
+    if not isinstance(mapper, Mapper):
+        return "", None
+    descriptor = mapper.all_orm_descriptors.get(key)
+    if descriptor is not None and getattr(descriptor, "fset", True) is None:
+        return "hybrid without setter", None
+    return "", mapper.relationships.get(key)
+
+
+def _check_attribute_value(node: PlanNode, key: str, value: Any, where: str) -> None:
+    """Refuse values the model cannot take: read-only attributes, wrong relationship values."""
+    model: Any = node.model
+    settable, relation = _attribute_kind(model, key)
+    if settable == "read-only property":
         raise FieldValueError(
             f"{where}: {model.__name__}.{key} is a read-only property, so it cannot be set. "
             f"Fix: set the column(s) it is computed from instead of {key!r}."
         )
-    mapper = sa_inspect(model, raiseerr=False)
-    if not isinstance(mapper, Mapper):
-        return
-    descriptor = mapper.all_orm_descriptors.get(key)
-    if descriptor is not None and getattr(descriptor, "fset", True) is None:
+    if settable == "hybrid without setter":
         raise FieldValueError(
             f"{where}: {model.__name__}.{key} is a hybrid property without a setter. Fix: set "
             "the column(s) it is computed from instead."
         )
-    relation = mapper.relationships.get(key)
     if relation is None or value is None or value is SKIP or is_declaration(value):
         return
     target = relation.mapper.class_

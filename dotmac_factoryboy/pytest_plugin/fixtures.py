@@ -21,6 +21,7 @@ from ..factory_boy_adapter import reset_sequences
 from ..generators import DataGenerator
 from ..registry import FactoryRegistry, TrackingScope, registry
 from ..targets import load_metadata
+from ..tenancy import TENANT_DEFAULT
 from .async_fixtures import ASYNC_BOUND, DATABASE, TEST_SCOPE, isolation_is_cleanup
 from .database import TestDatabase, shown_url
 
@@ -105,6 +106,7 @@ def factory_binding(request: pytest.FixtureRequest, factory_session: Any) -> Ite
             yield factory_session
         finally:
             _close(request, scope)
+            _forget_stashed(request.node, BOUND, FOREIGN_DB_SESSION)
 
 
 def _close(request: pytest.FixtureRequest, scope: TrackingScope) -> None:
@@ -186,6 +188,15 @@ def _dotmac_lazy_binding(request: pytest.FixtureRequest) -> Iterator[None]:
         finally:
             if scope.rows or scope.handlers:
                 _close(request, scope)
+            _forget_stashed(request.node, TEST_SCOPE)
+
+
+def _forget_stashed(node: pytest.Item, *keys: pytest.StashKey[Any]) -> None:
+    """Drop a test's objects from its item: pytest keeps every item to the end of the run, and
+    with them each test's session, connection and rows."""
+    for key in keys:
+        if key in node.stash:
+            del node.stash[key]
 
 
 def _in_event_loop() -> bool:
@@ -217,17 +228,23 @@ def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     factory.random.reseed_random(zlib.crc32(f"{seed}:{request.node.nodeid}".encode()))
     factories = list(registry.factories.values())
     reset_sequences(factories)
-    saved = {f: vars(f).get("_dotmac_default_tenant") for f in factories}
+    saved = {f: vars(f).get(TENANT_DEFAULT) for f in factories}
     yield
     for factory_cls, value in saved.items():
-        type.__setattr__(factory_cls, "_dotmac_default_tenant", value)
+        type.__setattr__(factory_cls, TENANT_DEFAULT, value)
 
 
 def per_test_factory(factory_cls: Any, fixture_name: str) -> Any:
-    """A ``*_factory`` fixture: a subclass private to the test (``tenant_id = ...`` never leaks)."""
+    """A ``*_factory`` fixture: a subclass of the factory's own, so a factory-level tenant set
+    through it (``customer_factory.tenant_id = ...``) reaches only the test's calls through the
+    fixture; it is removed after every test. The subclass is made once, not per test: a class
+    costs as much as a small ``create()``."""
+    own = type(factory_cls.__name__, (factory_cls,), {"__module__": factory_cls.__module__})
 
     @pytest.fixture(name=fixture_name)
-    def per_test(factory_binding: Session) -> Any:
-        return type(factory_cls.__name__, (factory_cls,), {"__module__": factory_cls.__module__})
+    def per_test(factory_binding: Session) -> Iterator[Any]:
+        yield own
+        if TENANT_DEFAULT in vars(own):
+            type.__delattr__(own, TENANT_DEFAULT)
 
     return per_test
