@@ -85,3 +85,6 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_bulk.py", *session.posargs)
     session.run("python", "benchmarks/bench_cleanup.py")
     session.run("python", "benchmarks/bench_seed.py")
+    session.run("python", "benchmarks/bench_async.py")
+    session.run("python", "benchmarks/bench_profile.py")
+    session.run("python", "benchmarks/bench_suite.py", "--write")
