@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import threading
 
 import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import registry
+from dotmac_factoryboy.cleanup import collector_paused
 from dotmac_factoryboy.errors import CleanupError
 
 from .conftest import count
@@ -160,3 +163,40 @@ def test_pending_rows_of_add_only_factories_are_dropped(session: Session) -> Non
     AddOnlyCompanyFactory.create()
     registry.cleanup_all()
     assert session.execute(select(func.count(Company.id))).scalar_one() == 0
+
+
+def test_cleanup_leaves_the_garbage_collector_as_it_found_it(session: Session) -> None:
+    """A cleanup pauses the cyclic collector (speed) and restores it, on or off."""
+    CompanyFactory.create()
+    session.commit()
+    registry.cleanup_all()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        CompanyFactory.create()
+        registry.cleanup_all()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert count(session, Company) == 0
+
+
+def test_the_collector_pause_survives_errors_and_overlapping_threads() -> None:
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a failed cleanup")
+    assert gc.isenabled()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_cleanup() -> None:
+        with collector_paused():
+            inside.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=other_cleanup)
+    with collector_paused():
+        worker.start()
+        inside.wait(10)
+    assert not gc.isenabled()  # the other thread's cleanup still runs
+    leave.set()
+    worker.join()
+    assert gc.isenabled()
