@@ -10,11 +10,8 @@ everything it references, transitively.
 
 from __future__ import annotations
 
-import gc
-import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import ForeignKeyConstraint, sort_tables_and_constraints
 
+from .collector import collector_paused
 from .errors import CleanupError
 
 CHUNK_SIZE = 500
@@ -77,36 +75,6 @@ def delete_instances(
     """
     with collector_paused():
         return _delete_instances(session, instances, include_dependents)
-
-
-_PAUSE_LOCK = threading.Lock()
-_PAUSES = {"running": 0, "was_enabled": 0}
-"""How many cleanups run now (in any thread), and whether the collector was on before the
-first: process-wide, as the collector is."""
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a cleanup runs.
-
-    A cleanup allocates tens of thousands of short-lived, acyclic objects (keys, result rows)
-    while the session holds the tracked rows' objects; every full collection it triggers walks
-    all of those, which took up to half of a 10 000-row cleanup. Reference counting still frees
-    everything; the collector runs again when the last concurrent cleanup ends (counted, so
-    threads that clean up at once restore it once, as they found it).
-    """
-    with _PAUSE_LOCK:
-        if _PAUSES["running"] == 0:
-            _PAUSES["was_enabled"] = int(gc.isenabled())
-            gc.disable()
-        _PAUSES["running"] += 1
-    try:
-        yield
-    finally:
-        with _PAUSE_LOCK:
-            _PAUSES["running"] -= 1
-            if _PAUSES["running"] == 0 and _PAUSES["was_enabled"]:
-                gc.enable()
 
 
 def _delete_instances(

@@ -17,6 +17,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.orm import Session
 
+from .collector import collector_paused
 from .context import set_for_block
 from .customizations import Customization, LinkOnly, Routed
 from .errors import BatchError, BatchSizeError, ConfigurationError, RowsModeError
@@ -219,7 +220,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         if overrides(cls, "create", "_generate"):  # the user's own code runs per object
             return [cls.create(*routed, **kwargs) for _ in range(number)]
         rows: RowsMode = "preferred" if _ROWS_PREFERRED.get() else "never"
-        return cls._run_batch(number, routed, kwargs, rows)  # type: ignore[no-any-return]
+        with collector_paused():
+            return cls._run_batch(number, routed, kwargs, rows)  # type: ignore[no-any-return]
 
     @classmethod
     def build_batch(
@@ -247,7 +249,8 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         cleanup deletes them. What needs ORM instances (hooks, ``_create`` overrides, mapper
         events) raises ``RowsModeError`` naming ``create_batch`` before anything is built."""
         number, routed, kwargs = _batch_arguments(cls, size, count, routed, kwargs)
-        made = cls._run_batch(number, routed, kwargs, "always")
+        with collector_paused():
+            made = cls._run_batch(number, routed, kwargs, "always")
         return [_primary_key(instance) for instance in made]
 
     @classmethod

@@ -25,7 +25,13 @@ from hypothesis.stateful import (
 from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from dotmac_factoryboy import LinkOnly, customize, registry, tenant_context
+from dotmac_factoryboy import (
+    LinkOnly,
+    allow_cross_tenant,
+    customize,
+    registry,
+    tenant_context,
+)
 from dotmac_factoryboy.errors import DotmacFactoryError
 from dotmac_factoryboy.isp.factories import CustomerFactory, ServiceFactory, TenantFactory
 from dotmac_factoryboy.isp.models import Address, Base, Customer, Service, Tenant
@@ -239,6 +245,18 @@ class Operations(Run):
                 ServiceFactory.create(LinkOnly(customer))
 
         self.refused(link_into_another_tenant, DotmacFactoryError)
+
+    @rule(customer=created)
+    def allowed_cross_tenant_link(self, customer: Any) -> None:
+        """Inside ``allow_cross_tenant()`` a service may name another tenant than its customer's:
+        the one kind of crossing the tenant check expects (and counts)."""
+        self.step()
+        if not alive(customer):
+            return
+        with allow_cross_tenant():
+            service = ServiceFactory.create(LinkOnly(customer), tenant=self.other_tenant(customer))
+        assert service.tenant_id != customer.tenant_id
+        self.allowed.append(service)
 
     def other_tenant(self, customer: Any) -> Any:
         """A foreign tenant that is not the customer's (the app's rows: never modified)."""
