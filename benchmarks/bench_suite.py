@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("suite.md")
+PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+"""How both projects run: quiet, no cache, pytest-randomly off (the order as written)."""
 
 MODELS = """
 from decimal import Decimal
@@ -204,17 +206,7 @@ def run(project: Path, *extra: str) -> tuple[float, float]:
     """(wall seconds of the whole process, seconds pytest reports for the tests)."""
     start = time.perf_counter()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            *extra,
-        ],
+        [sys.executable, *PYTEST, *extra],
         cwd=project,
         capture_output=True,
         text=True,
@@ -277,13 +269,7 @@ def profile(project: Path, kind: str, tests: int) -> dict[str, float]:
             "cProfile",
             "-o",
             str(out),
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
+            *PYTEST,
         ],
         cwd=project,
         capture_output=True,

@@ -357,15 +357,11 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         except BaseException as exc:
             if outer is None and unit.undo():  # nothing of the call stays, nothing is tracked
                 unit.abandon()
-                if not isinstance(exc, Exception):
-                    for session in sessions:
-                        recover(session)
+                _recover_after(exc, sessions)
             elif outer is None or not outer.atomic:  # a batch undoes its own, to its SAVEPOINT
                 unit.abandon()  # what an early write put in the database stays tracked
                 _track(unit)
-                if not isinstance(exc, Exception):
-                    for session in sessions:
-                        recover(session)
+                _recover_after(exc, sessions)
             raise
         if outer is None:
             unit.release()
@@ -545,10 +541,15 @@ def _savepoints(plan: CallPlan, sessions: list[Session], rows: bool = False) -> 
 
 
 def _undo(savepoints: list[Any], sessions: list[Session], exc: BaseException) -> None:
-    """Roll a failed call back to its SAVEPOINTs; after a cancellation (SQLAlchemy invalidated
-    the connection mid-statement) roll the session back, so it is usable again."""
+    """Roll a failed call back to its SAVEPOINTs (and recover after a cancellation)."""
     for savepoint in reversed(savepoints):
         savepoint.rollback()  # also ends a SAVEPOINT a failed flush deactivated
+    _recover_after(exc, sessions)
+
+
+def _recover_after(exc: BaseException, sessions: list[Session]) -> None:
+    """After a cancellation (not an ``Exception``: SQLAlchemy invalidated the connection in the
+    middle of a statement) roll the sessions back, so they are usable again."""
     if not isinstance(exc, Exception):
         for session in sessions:
             recover(session)
