@@ -10,13 +10,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import Column
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper
 
 from .customizations import format_path
+from .factory_boy_adapter import per_class
 from .relationships import relationship_for_column
 
 
@@ -113,19 +113,10 @@ def remember_tenant_factory(factory_cls: Any) -> None:
     _TENANT_FACTORIES.setdefault(factory_cls._meta.model, factory_cls)
 
 
-_DECLARED: WeakKeyDictionary[Any, TenantSpec | None] = WeakKeyDictionary()
-"""Per factory class, weakly: pytest-factoryboy makes a throwaway subclass for every model
-fixture, and a cache must not keep them (with the rows their calls were given) alive."""
-
-
+@per_class
 def declared_spec(factory_cls: Any) -> TenantSpec | None:
-    """The spec a tenant factory's Meta declares, if its model has that column (cached)."""
-    if factory_cls not in _DECLARED:
-        _DECLARED[factory_cls] = _read_declared_spec(factory_cls)
-    return _DECLARED[factory_cls]
-
-
-def _read_declared_spec(factory_cls: Any) -> TenantSpec | None:
+    """The spec a tenant factory's Meta declares, if its model has that column (cached for as
+    long as the class lives: pytest-factoryboy's throwaway subclasses must not be kept)."""
     meta = factory_cls._meta
     field = getattr(meta, "tenant_field", None)
     mapper = sa_inspect(getattr(meta, "model", None), raiseerr=False)
