@@ -35,3 +35,22 @@ def collector_paused() -> Iterator[None]:
             _PAUSES["running"] -= 1
             if _PAUSES["running"] == 0 and _PAUSES["was_enabled"]:
                 gc.enable()
+
+
+def freeze_survivors() -> bool:
+    """Move every object alive now into the collector's permanent generation (``gc.freeze``),
+    so later full collections skip them; False, doing nothing, when something else already
+    froze objects (their ``gc.unfreeze`` stays theirs).
+
+    A test run's modules, fixtures and collected items live until the run ends, yet every full
+    collection during the tests walks all of them again (about 45 ms a pass on a small suite).
+    """
+    if gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True
+
+
+def unfreeze_survivors() -> None:
+    """Give the frozen objects back to the collector (they are collectable again)."""
+    gc.unfreeze()

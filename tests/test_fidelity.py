@@ -480,3 +480,77 @@ def test_create_on_our_create_without_a_session_says_so() -> None:
     alone = make(SQLAlchemyFactory, "PersonF", Person, {"name": "x"})
     with pytest.raises(ConfigurationError, match=r"PersonF.create\(\) has no SQLAlchemy session"):
         alone.create(address=Address("s"))
+
+
+# -- 12. calls that share a plan and a parse ---------------------------------------------------
+
+
+def empty_subclass(factory_cls: Any) -> Any:
+    """What pytest-factoryboy's model fixture calls: an empty subclass whose post-generation
+    declarations are taken out (it runs them itself, later)."""
+    sub = type("Factory", (factory_cls,), {})
+    sub._meta.base_declarations = {
+        k: v
+        for k, v in sub._meta.base_declarations.items()
+        if not isinstance(v, factory.declarations.PostGenerationDeclaration)
+    }
+    sub._meta.post_declarations = factory.builder.DeclarationSet()
+    return sub
+
+
+def noted_library(base: type[Any]) -> Any:
+    writer = make(base, "WriterF", Writer, {"name": factory.Sequence(lambda n: f"W{n}")})
+
+    @factory.post_generation
+    def noted(obj: Volume, create: bool, extracted: Any, **kwargs: Any) -> None:
+        obj.note = f"noted {extracted}"
+
+    body = {
+        "title": factory.Faker("sentence", nb_words=2),
+        "writer": factory.SubFactory(writer),
+        "noted": noted,
+    }
+    return writer, make(base, "VolumeF", Volume, body)
+
+
+def test_repeated_calls_with_rows_and_empty_subclasses_build_as_in_factory_boy() -> None:
+    """Calls of one shape share a walk and a parse: each still gets its own rows, values,
+    sequence and class (an empty subclass without the hook does not run it; the parent does)."""
+
+    def calls(made: Any) -> list[Any]:
+        writer_f, volume_f = made
+        writers = [writer_f.build(), writer_f.build(name="given")]
+        out: list[Any] = [*writers]
+        for round_ in range(3):
+            for writer in writers:
+                sub = empty_subclass(volume_f)
+                out.append(sub.build(writer=writer, title=f"T{round_}"))
+                out.append(
+                    sub.build(writer=writer, title=volume_f._meta.base_declarations["title"])
+                )
+            out.append(volume_f.build(writer=writers[round_ % 2], noted=round_))
+            out.append(volume_f.build(writer__name=f"nested {round_}"))
+        return out
+
+    built = same(noted_library, calls)
+    subs = [v for start in (2, 8, 14) for v in built[start : start + 4]]
+    assert [v["note"] for v in subs] == [None] * 12
+    assert [built[i]["note"] for i in (6, 7, 12)] == ["noted 0", "noted None", "noted 1"]
+    assert [v["writer"]["name"] for v in built[2:6]] == ["W0", "W0", "given", "given"]
+    assert [v["title"] for v in built[2:4]] == ["T0", built[3]["title"]] and built[3][
+        "title"
+    ] != "T0"
+
+
+def test_an_option_set_on_an_empty_subclass_is_its_own() -> None:
+    """An empty subclass whose Meta options were edited after it was made does not share its
+    parent's plan: here the edit is the model's ``kind`` default, through ``rename``."""
+
+    def calls(made: Any) -> list[Any]:
+        _, volume_f = made
+        sub = empty_subclass(volume_f)
+        sub._meta.rename = {"category": "kind"}
+        return [volume_f.build(title="a"), sub.build(title="b", category="essay")]
+
+    built = same(noted_library, calls)
+    assert [v["kind"] for v in built] == [None, "essay"]

@@ -337,3 +337,27 @@ def test_explain_is_reachable_on_a_factory_with_a_field_named_plan(session: Sess
     assert [link.instance for link in plan.links] == [customer]
     assert plan.place("<root>").fields["plan"].value == "Home 100"
     assert ServiceFactory.create(LinkOnly(customer)).plan == "Home 100"
+
+
+# -- calls of one shape share a plan ----------------------------------------------------------
+
+
+def test_calls_through_empty_subclasses_keep_their_own_rows_and_tenants(session: Session) -> None:
+    """pytest-factoryboy calls a new empty subclass per fixture, with rows and the factory's
+    own declarations as keywords: such calls share one walk and one parse, and each still gets
+    its own rows, its own tenant and its own class's hooks."""
+    one, two = OrganizationFactory.create(), OrganizationFactory.create()
+    declared = ProjectFactory._meta.base_declarations
+    made = []
+    for org in (one, two, one, two):
+        sub = type("Factory", (ProjectFactory,), {})
+        made.append(sub.create(org=org, name=declared["name"]))
+        assert sub.explain(org=org).place("<root>").factory is sub
+    tasks = [TaskFactory.create(project=project) for project in made]
+    session.expire_all()
+    assert [p.org_id for p in made] == [one.id, two.id, one.id, two.id]
+    assert [p.lead.org_id for p in made] == [one.id, two.id, one.id, two.id]
+    assert [t.tenant_id for t in tasks] == [one.id, two.id, one.id, two.id]
+    assert [t.reporter.org_id for t in tasks] == [one.id, two.id, one.id, two.id]
+    assert len({p.name for p in made}) == 4
+    assert count(session, Organization) == 2

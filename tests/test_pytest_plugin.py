@@ -643,3 +643,26 @@ def test_the_same_seed_gives_the_same_data_on_two_different_days(
         run(pytester, "--factory-seed", "77", "--day", day, isp=False).assert_outcomes(passed=1)
     first, second = out.read_text().splitlines()
     assert first == second
+
+
+FREEZE_PROBE = """
+import gc, json
+
+def test_probe(customer, pytestconfig):
+    with open(pytestconfig.rootpath / "freeze.json", "w") as handle:
+        json.dump(gc.get_freeze_count(), handle)
+"""
+
+
+@pytest.mark.parametrize("setting", ["", "factory_gc_freeze = false"])
+def test_what_collection_left_is_frozen_for_the_tests(
+    pytester: pytest.Pytester, setting: str
+) -> None:
+    """Objects alive after collection are frozen (skipped by the collector's full passes)
+    while the tests run, unless the project says ``factory_gc_freeze = false``."""
+    stranger(pytester)
+    pytester.makeini(f"[pytest]\nfactory_metadata = app:Base\nfactory_modules = app\n{setting}\n")
+    pytester.makepyfile(test_probe=FREEZE_PROBE)
+    run(pytester, isp=False).assert_outcomes(passed=1)
+    frozen = json.loads((pytester.path / "freeze.json").read_text())
+    assert (frozen > 10_000) if not setting else frozen == 0

@@ -25,19 +25,110 @@ R = TypeVar("R")
 
 
 def per_class(func: Callable[..., R]) -> Callable[..., R]:
-    """Cache ``func(factory_cls, *args)`` for as long as the class lives: pytest-factoryboy
-    makes a throwaway subclass for every model fixture, and ``functools.cache`` would keep each
-    one (and the rows its call was given) to the end of the run."""
+    """Cache ``func(factory_cls, *args)`` per class, for as long as the class lives: a class
+    with a body of its own is weakly keyed (``functools.cache`` would keep pytest-factoryboy's
+    throwaway subclasses, and the rows their calls were given, to the end of the run); an empty
+    subclass shares its parent's entry while their declarations are the same (``declared_key``)."""
     results: WeakKeyDictionary[Any, dict[tuple[Any, ...], R]] = WeakKeyDictionary()
+    alike: dict[Any, dict[tuple[Any, ...], R]] = {}
 
     @wraps(func)
     def cached(factory_cls: Any, *args: Any) -> R:
-        known = results.setdefault(factory_cls, {})
+        key = declared_key(factory_cls)
+        known = (
+            results.setdefault(factory_cls, {}) if key is factory_cls else alike.setdefault(key, {})
+        )
         if args not in known:
             known[args] = func(factory_cls, *args)
         return known[args]
 
     return cached
+
+
+_EMPTY_BODY = frozenset({"__module__", "__doc__", "__qualname__", "__parameters__", "_meta"})
+"""What a subclass with an empty body holds (``__parameters__``: typing's Generic)."""
+_CALL_TIME = frozenset({"_after_postgeneration", "_original_params"})
+"""Per-call state kept on the class: pytest-factoryboy disables ``_after_postgeneration`` on
+its throwaway class around the call, SQLAlchemyModelFactory keeps the call's keywords. Neither
+decides anything a plan or a parse reads."""
+_OWN_OPTIONS = frozenset(
+    {
+        "factory",
+        "base_factory",
+        "counter_reference",
+        "_counter",
+        "base_declarations",
+        "pre_declarations",
+        "post_declarations",
+        "parameters",
+        "parameters_dependencies",
+    }
+)
+"""Options every subclass gets anew (compared by content); the others must be the parent's."""
+_KEYS: WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = WeakKeyDictionary()
+
+
+def declared_key(factory_cls: Any) -> Any:
+    """What a factory's plans and parsed declarations depend on: the class itself, or for a
+    subclass with an empty body (pytest-factoryboy makes one per model fixture call, then edits
+    its ``_meta``) its parent's key and its own declarations, so calls through such subclasses
+    share what was worked out once.
+
+    Reads factory_boy's private ``_meta`` options (``base_declarations``, the parsed
+    ``pre_declarations`` / ``post_declarations`` and their ``declarations`` / ``contexts``,
+    ``parameters``); remembered per class until pytest-factoryboy replaces one of them.
+    """
+    meta = getattr(factory_cls, "_meta", None)
+    if meta is None or not vars(factory_cls).keys() <= _EMPTY_BODY | _CALL_TIME:
+        return factory_cls
+    marks = (meta.base_declarations, meta.pre_declarations, meta.post_declarations)
+    remembered = _KEYS.get(factory_cls)
+    if remembered is not None and all(a is b for a, b in zip(remembered[0], marks, strict=True)):
+        return remembered[1]
+    key = _equivalence(factory_cls, meta)
+    _KEYS[factory_cls] = (marks, key)
+    return key
+
+
+def lasting_class(factory_cls: Any) -> Any:
+    """The nearest class of ``factory_cls``'s line with a body of its own (``factory_cls`` unless
+    it is an empty subclass): what a cache may keep in its place."""
+    while declared_key(factory_cls) is not factory_cls:
+        factory_cls = factory_cls.__mro__[1]
+    return factory_cls
+
+
+def without_values(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A call's keywords as a cache keeps them: declarations (the classes hold them anyway),
+    every other value (rows, a test's data) as None."""
+    return {k: v if is_declaration(v) else None for k, v in kwargs.items()}
+
+
+def _equivalence(factory_cls: Any, meta: Any) -> Any:
+    parent = factory_cls.__mro__[1]
+    theirs = getattr(parent, "_meta", None)
+    if theirs is None or not is_factory(parent):
+        return factory_cls
+    mine = vars(meta)
+    if any(mine[k] is not vars(theirs).get(k) for k in mine.keys() - _OWN_OPTIONS):
+        return factory_cls  # an option set on the subclass after it was made
+
+    def parsed(declarations: Any) -> tuple[Any, ...]:
+        contexts = tuple((k, tuple(c.items())) for k, c in declarations.contexts.items() if c)
+        return (tuple(declarations.declarations.items()), contexts)
+
+    key = (
+        declared_key(parent),
+        tuple(meta.base_declarations.items()),
+        tuple(meta.parameters.items()),
+        parsed(meta.pre_declarations),
+        parsed(meta.post_declarations),
+    )
+    try:
+        hash(key)
+    except TypeError:  # a raw class attribute that is a list or dict: this class alone
+        return factory_cls
+    return key
 
 
 def is_declaration(value: Any) -> bool:

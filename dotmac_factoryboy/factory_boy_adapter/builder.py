@@ -17,6 +17,7 @@ declarations' ``_defaults``: factory_boy has no public hook for building from a 
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ from factory.builder import DeclarationWithContext, parse_declarations
 from factory.declarations import SKIP, LazyFunction, Sequence, Skip, SubFactory
 
 from ..errors import SkippedPlaceError
-from . import is_factory
+from . import SPLITTER, declared_key, is_factory, lasting_class, without_values
 
 LOGGER = logging.getLogger("factory.generate")
 """factory_boy's logger: while ``factory.debug()`` enables it, every declaration runs its own
@@ -90,16 +91,85 @@ class CompiledFactory:
         meta.use_postgeneration_results(instance=instance, step=step, results=results)
         return instance
 
+    def bound(self, factory_meta: Any, extras: dict[str, Any]) -> CompiledFactory:
+        """This parse for another call of the same shape: its factory's options (an empty
+        subclass's own, which pytest-factoryboy edits), sequence and plain values."""
+        mine = copy.copy(self)
+        mine.factory_meta = factory_meta
+        mine.init_sequence = extras.get("__sequence")
+        fast = mine.fast = dict(self.fast)
+        declarations = mine.declarations = dict(self.declarations)
+        for name, value in extras.items():
+            if name in fast and enums.get_builder_phase(value) is None:
+                fast[name] = _constant(value)
+                declarations[name] = declarations[name]._replace(declaration=value)
+        return mine
+
     def __repr__(self) -> str:
         return f"<StepBuilder({self.factory_meta!r}, strategy={self.strategy!r})>"
 
 
+def _constant(value: Any) -> Evaluate:
+    return lambda step: value
+
+
 def compiled(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> CompiledFactory:
-    """Parse ``factory_cls`` with ``extras`` for ``strategy`` (a root call's keywords)."""
+    """Parse ``factory_cls`` with ``extras`` for ``strategy`` (a root call's keywords), or bind
+    this call's values into the parse of an earlier call of the same shape."""
     # SQLAlchemyModelFactory._generate keeps the root keywords for _get_or_create's retry.
     if hasattr(factory_cls, "_original_params"):
         factory_cls._original_params = extras
-    return CompiledFactory(factory_cls._meta, extras, strategy)
+    return _parsed(factory_cls, strategy, extras)
+
+
+def _parsed(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> CompiledFactory:
+    key = _shape_of_call(factory_cls, strategy, extras)
+    if key is None:
+        return CompiledFactory(factory_cls._meta, extras, strategy)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        if len(_PARSED) >= PARSED_LIMIT:
+            _PARSED.clear()
+        parsed = CompiledFactory(factory_cls._meta, extras, strategy)
+        _PARSED[key] = parsed.bound(lasting_class(factory_cls)._meta, without_values(extras))
+    return parsed.bound(factory_cls._meta, extras)
+
+
+_PARSED: dict[tuple[Any, ...], CompiledFactory] = {}
+PARSED_LIMIT = 4096
+"""Parses kept for reuse; emptied when it grows past this."""
+_CONSTANT = object()
+"""A keyword whose value the parse only hands back (a plain value or a row at a name resolved
+before instantiation): calls differing there share one parse."""
+_SIMPLE = (type(None), bool, int, float, str, bytes)
+
+
+def _shape_of_call(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> Any:
+    """What a parse of these keywords depends on (None: parse this call on its own).
+
+    A value that is not a declaration, at a name resolved before instantiation, is only handed
+    back (``_CONSTANT``); a declaration is parsed as itself (by identity); a value below a place
+    or for a post-generation name is kept in a context, so only an equal plain value shares it.
+    """
+    if LOGGER.isEnabledFor(logging.DEBUG):  # every declaration evaluates (and logs) itself
+        return None
+    post = factory_cls._meta.post_declarations
+    shape: list[Any] = [declared_key(factory_cls), strategy]
+    for name, value in extras.items():
+        if enums.get_builder_phase(value) is not None:
+            shape.append((name, value))
+        elif SPLITTER not in name and name != "__sequence" and name not in post:
+            shape.append((name, _CONSTANT))
+        elif type(value) in _SIMPLE:
+            shape.append((name, type(value), value))
+        else:
+            return None
+    key = tuple(shape)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 class BuildStep:
@@ -127,7 +197,7 @@ class BuildStep:
     ) -> Any:
         """Build a sub-object (a declaration's own recursion: Maybe, RelatedFactory, Dict...)."""
         _check_factory(self, factory_cls)
-        builder = CompiledFactory(factory_cls._meta, declarations, self.builder.strategy)
+        builder = _parsed(factory_cls, self.builder.strategy, declarations)
         return builder.build(parent_step=self, force_sequence=force_sequence)
 
 
@@ -238,7 +308,7 @@ class Resolver:
 def _precompiled(declaration: Any, context: dict[str, Any], builder: CompiledFactory) -> Any:
     """A direct evaluator for the common declarations, or None for the general path."""
     if enums.get_builder_phase(declaration) is None:
-        return lambda step: declaration
+        return _constant(declaration)
     if type(declaration) is SubFactory:  # a subclass may evaluate its own way
         return _subfactory(declaration, context, builder.strategy)
     if context:  # a context may hold declarations to unroll: factory_boy's own path does it

@@ -22,6 +22,7 @@ from uuid import UUID
 from factory import enums
 from factory.declarations import SKIP, Maybe
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import InstanceState
 
 from ..customizations import Customization, LinkOnly, Routed, format_path
 from ..errors import CustomizationError, LinkOnlyError
@@ -29,9 +30,12 @@ from ..factory_boy_adapter import (
     SPLITTER,
     Target,
     decider_name,
+    declared_key,
     is_declaration,
+    lasting_class,
     shape_of,
     targets_of,
+    without_values,
 )
 from ..relationships import identity_by_keys, key_attributes, load_row, relationship_for_column
 from ..scoping import TenantDecision
@@ -62,16 +66,19 @@ def plan_call(
 ) -> CallPlan:
     """The plan of one call, reusing the walk of an earlier call of the same shape.
 
-    Calls with the same factory, strategy, keys (in order), value types and truthiness, no
-    positional routing and only plain values share one walk; the new call's values are bound
+    Calls share one walk when they have the same factory (or an empty subclass of it with the
+    same declarations: pytest-factoryboy's), strategy and keys (in order), no positional
+    routing, and values of the same kind: plain values of the same type and truthiness, rows of
+    the same model, the same declaration objects. The new call's values and class are bound
     into a copy of the nodes they address.
     """
-    if routed or not all(isinstance(v, _SIMPLE) for v in kwargs.values()):
+    kinds = _kinds(kwargs) if not routed else None
+    if kinds is None:
         return CallPlan(factory_cls, strategy, routed, kwargs)
-    key = (factory_cls, strategy, *((k, type(v), bool(v)) for k, v in kwargs.items()))
+    key = (declared_key(factory_cls), strategy, *kinds)
     template = _TEMPLATES.get(key)
     if template is not None:
-        return template.rebound(kwargs)
+        return template.rebound(factory_cls, kwargs)
     plan = CallPlan(factory_cls, strategy, routed, kwargs)
     if not all(_addressed(plan.root, k) is not None for k in kwargs):
         return plan  # a key aims past the places (a Dict item, a post-generation extra)
@@ -79,8 +86,39 @@ def plan_call(
         return plan  # the rows a key links are this call's own
     if len(_TEMPLATES) >= TEMPLATE_LIMIT:
         _TEMPLATES.clear()
-    _TEMPLATES[key] = plan
-    return plan.rebound(kwargs)
+    # Kept without this call's values and class: a test's rows must not outlive it.
+    _TEMPLATES[key] = plan.rebound(lasting_class(factory_cls), without_values(kwargs))
+    return plan.rebound(factory_cls, kwargs)
+
+
+def _kinds(kwargs: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What the walk reads of each keyword value (None: a value it may read more of)."""
+    kinds = []
+    for key, value in kwargs.items():
+        kind = _kind(value)
+        if kind is None:
+            return None
+        kinds.append((key, kind))
+    return tuple(kinds)
+
+
+def _kind(value: Any) -> Any:
+    """A plain value's type and truthiness, a row's model, a declaration itself; a list or
+    tuple of those item by item; None for anything else."""
+    if isinstance(value, _SIMPLE):
+        return (type(value), bool(value))
+    if is_declaration(value):
+        try:
+            hash(value)
+        except TypeError:
+            return None
+        return value
+    if isinstance(value, (list, tuple)):
+        items = tuple(_kind(item) for item in value)
+        return None if None in items else (type(value), items)
+    if isinstance(sa_inspect(value, raiseerr=False), InstanceState):
+        return (type(value), "row")
+    return None
 
 
 def _addressed(node: PlanNode, key: str) -> PlanNode | None:
@@ -129,12 +167,14 @@ class CallPlan:
             route_customization(self, customization)
         validate(self)
 
-    def rebound(self, kwargs: Mapping[str, Any]) -> CallPlan:
-        """A copy of this plan with ``kwargs`` as the caller's values (same shape only)."""
+    def rebound(self, factory_cls: Any, kwargs: Mapping[str, Any]) -> CallPlan:
+        """A copy of this plan for a call of the same shape: ``kwargs`` as the caller's values,
+        ``factory_cls`` (this plan's, or an empty subclass of it) at the root."""
         plan = copy.copy(self)
+        plan.factory = factory_cls
         plan._caller = ("caller", kwargs)
         plan.tenant = None
-        if not kwargs:
+        if not kwargs and self.root.factory is factory_cls:
             return plan
         copies: dict[int, PlanNode] = {}
 
@@ -142,11 +182,13 @@ class CallPlan:
             mine = copies.get(id(node))
             if mine is None:
                 mine = copies[id(node)] = copy.copy(node)
+                mine.layers = []  # the walk's inputs: only the walk reads them
                 mine.fields, mine.flags = dict(node.fields), dict(node.flags)
                 mine.children = dict(node.children)
             return mine
 
         plan.root = own(self.root)
+        plan.root.factory = factory_cls
         for key, value in kwargs.items():
             node = plan.root
             *heads, name = key.split(SPLITTER)

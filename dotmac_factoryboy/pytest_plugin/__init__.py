@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from ..collector import freeze_survivors, unfreeze_survivors
 from ..errors import TargetError
 from ..registry import registry
 from .async_fixtures import async_db_session, factory_async_engine, factory_async_session
-from .database import shown_url
+from .database import ini_flag, shown_url
 from .fixtures import (
     BOUND,
     FOREIGN_DB_SESSION,
@@ -60,6 +61,7 @@ __all__ = [
 WORKER_SEED = "dotmac_factory_seed"
 SEED_CACHE = "dotmac_factoryboy/seed"
 FIXTURE_PLUGINS = pytest.StashKey[dict[str, Any]]()
+FROZE = pytest.StashKey[bool]()
 
 
 def add_metadata(config: pytest.Config, spec: str) -> None:
@@ -120,6 +122,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("factory_isolation", "rollback (default) or cleanup.", default="rollback")
     parser.addini(
         "factory_create_db", "false: use the URL as is (like --factory-db-as-is).", default="true"
+    )
+    parser.addini(
+        "factory_gc_freeze",
+        "false: leave Python's garbage collector alone (by default objects alive after "
+        "collection are frozen until the session ends, gc.freeze).",
+        default="true",
     )
 
 
@@ -184,6 +192,22 @@ def _seed(config: pytest.Config) -> int:
     if config.pluginmanager.hasplugin("randomly") and isinstance(randomly, int):
         return randomly
     return random.SystemRandom().randrange(2**31)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection left alive (modules, fixtures, items: they live until the run
+    ends), so the full collections the tests trigger stop walking it; only in a project that
+    uses our factories, unless ini ``factory_gc_freeze = false``."""
+    config = session.config
+    if opted_in(config) and ini_flag(config, "factory_gc_freeze"):
+        config.stash[FROZE] = freeze_survivors()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.stash.get(FROZE, False):
+        session.config.stash[FROZE] = False
+        unfreeze_survivors()
 
 
 @pytest.hookimpl(optionalhook=True)

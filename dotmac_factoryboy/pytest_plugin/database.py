@@ -97,7 +97,7 @@ class TestDatabase:
         driver = given.drivername if is_async_url(given) else None
         base = sync_url(given)  # databases and schemas are made with a sync driver
         url = base.render_as_string(hide_password=False)
-        as_is = config.getoption("factory_db_as_is") or not _ini_flag(config, "factory_create_db")
+        as_is = config.getoption("factory_db_as_is") or not ini_flag(config, "factory_create_db")
         if as_is or base.get_backend_name() == "sqlite":
             return cls(url, async_driver=driver)
         worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -180,6 +180,7 @@ class TestDatabase:
         self.admin.dispose()
 
 
-def _ini_flag(config: pytest.Config, name: str) -> bool:
+def ini_flag(config: pytest.Config, name: str) -> bool:
+    """An ini setting read as a switch: anything but 0, false, no or off is on."""
     value = str(config.getini(name)).strip().lower()
     return value not in ("0", "false", "no", "off")
