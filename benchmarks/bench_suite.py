@@ -202,26 +202,22 @@ def generate(root: Path, kind: str, tests: int, url: str) -> Path:
     return project
 
 
-SETTINGS = {
-    "bytecode cached": {},
-    "no bytecode files": {"PYTHONDONTWRITEBYTECODE": "1"},
-}
-"""How Python runs: by default it caches bytecode (pytest caches its assertion-rewritten plugin
-modules too; the warm-up run writes both); with ``PYTHONDONTWRITEBYTECODE=1`` (many container
-images, and this machine's environment) pytest parses and rewrites every plugin module on every
-run, which adds about 2 s to both projects' start-up."""
+PYTHON_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+"""Python as it runs by default: bytecode is cached, and so are the assertion-rewritten modules
+pytest makes of every installed plugin (ours included); the warm-up run writes both. With
+``PYTHONDONTWRITEBYTECODE=1`` and nothing cached yet (this machine's fresh virtualenvs) pytest
+parses and rewrites every plugin's modules on every run, about 2 s more for both projects."""
 
 
-def run(project: Path, *extra: str, setting: str = "bytecode cached") -> tuple[float, float]:
+def run(project: Path, *extra: str) -> tuple[float, float]:
     """(wall seconds of the whole process, seconds pytest reports for the tests)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, *PYTEST, *extra],
         cwd=project,
         capture_output=True,
         text=True,
-        env={**env, **SETTINGS[setting]},
+        env=PYTHON_ENV,
     )
     wall = time.perf_counter() - start
     if done.returncode:
@@ -241,12 +237,12 @@ PARTS = {
         "ours": [
             "pytest_plugin/fixtures.py:factory_session",
             "pytest_plugin/fixtures.py:factory_binding",
-            "pytest_plugin/fixtures.py:_dotmac_lazy_binding",
+            "pytest_plugin/fixtures.py:_lazily_bound",
         ],
         "plain": ["conftest.py:db_session"],
     },
     "reseeding and sequence resets": {
-        "ours": ["pytest_plugin/fixtures.py:_dotmac_reproducible"],
+        "ours": ["pytest_plugin/fixtures.py:_reproducible"],
         "plain": [],
     },
     "factory calls (plan, declarations, ORM flush)": {
@@ -285,6 +281,7 @@ def profile(project: Path, kind: str, tests: int) -> dict[str, float]:
         cwd=project,
         capture_output=True,
         check=True,
+        env=PYTHON_ENV,
     )
     stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
     total = max(entry[3] for entry in stats.values())
@@ -323,9 +320,8 @@ def plain_url(url: str, root: Path) -> str:
 
 def measure(
     label: str, url: str, tests: int, repeat: int, profiled: list[str]
-) -> list[dict[str, object]]:
-    """One row per Python setting: medians of ``repeat`` alternated runs of each project."""
-    rows = []
+) -> dict[str, object]:
+    """Medians of ``repeat`` alternated runs of each project."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ours_url = url or f"sqlite:///{root / 'ours.db'}"
@@ -335,28 +331,25 @@ def measure(
         }
         for project in projects.values():  # write the bytecode (and pytest's rewritten) once
             run(project)
-        for setting in SETTINGS:
-            walls: dict[str, list[float]] = {"plain": [], "ours": []}
-            reported: dict[str, list[float]] = {"plain": [], "ours": []}
-            for _ in range(repeat):
-                for kind, project in projects.items():
-                    wall, inside = run(project, setting=setting)
-                    walls[kind].append(wall)
-                    reported[kind].append(inside)
-            row = {
-                "backend": label,
-                "setting": setting,
-                "plain": statistics.median(walls["plain"]),
-                "ours": statistics.median(walls["ours"]),
-                "plain_tests": statistics.median(reported["plain"]),
-                "ours_tests": statistics.median(reported["ours"]),
-            }
-            print(row, flush=True)
-            rows.append(row)
+        walls: dict[str, list[float]] = {"plain": [], "ours": []}
+        reported: dict[str, list[float]] = {"plain": [], "ours": []}
+        for _ in range(repeat):
+            for kind, project in projects.items():
+                wall, inside = run(project)
+                walls[kind].append(wall)
+                reported[kind].append(inside)
         if label.startswith("SQLite"):
             shares = {kind: profile(project, kind, tests) for kind, project in projects.items()}
             profiled.append(render_profile(label, shares))
-    return rows
+    row = {
+        "backend": label,
+        "plain": statistics.median(walls["plain"]),
+        "ours": statistics.median(walls["ours"]),
+        "plain_tests": statistics.median(reported["plain"]),
+        "ours_tests": statistics.median(reported["ours"]),
+    }
+    print(row, flush=True)
+    return row
 
 
 def render(rows: list[dict[str, object]], tests: int, repeat: int) -> str:
@@ -370,24 +363,21 @@ def render(rows: list[dict[str, object]], tests: int, repeat: int) -> str:
         'test with a SAVEPOINT-joined session. "ours": this package\'s plugin and '
         "`TenantIsolatedFactory` factories with the same declarations (the plugin creates and "
         "drops its own test database on a server). Wall time includes interpreter start-up, "
-        "collection and database creation. Two Python settings: bytecode cached (Python's "
-        "default; a warm-up run writes it) and `PYTHONDONTWRITEBYTECODE=1` (common in container "
-        "images), under which pytest parses and assertion-rewrites every installed plugin's "
-        "modules, ours included, on every run (about 2 s more for both projects).",
+        "collection and database creation, with Python's bytecode cache on (its default; a "
+        "warm-up run writes it, and pytest's assertion-rewritten plugin modules with it).",
         "",
         f"Python {platform.python_version()}, {platform.machine()}, "
         f"`benchmarks/bench_suite.py --tests {tests} --repeat {repeat}`.",
         "",
-        "| backend | Python | plain (whole run) | ours (whole run) | ours / plain | plain (tests, "
-        "as pytest reports) | ours (tests) | ours / plain (tests) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | plain (whole run) | ours (whole run) | ours / plain | plain (tests, as pytest "
+        "reports) | ours (tests) | ours / plain (tests) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         p, o = float(r["plain"]), float(r["ours"])  # type: ignore[arg-type]
         pt, ot = float(r["plain_tests"]), float(r["ours_tests"])  # type: ignore[arg-type]
         lines.append(
-            f"| {r['backend']} | {r['setting']} | {p:.2f} s | {o:.2f} s | {o / p:.2f}x | {pt:.2f} s "
-            f"| {ot:.2f} s "
+            f"| {r['backend']} | {p:.2f} s | {o:.2f} s | {o / p:.2f}x | {pt:.2f} s | {ot:.2f} s "
             f"| {ot / pt:.2f}x |"
         )
     return "\n".join(lines) + "\n"
@@ -402,11 +392,11 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write {RESULTS.name}")
     args = parser.parse_args()
     profiled: list[str] = []
-    rows = measure("SQLite (file)", "", args.tests, args.repeat, profiled)
+    rows = [measure("SQLite (file)", "", args.tests, args.repeat, profiled)]
     if args.postgres:
-        rows += measure("PostgreSQL", args.postgres, args.tests, args.repeat, profiled)
+        rows.append(measure("PostgreSQL", args.postgres, args.tests, args.repeat, profiled))
     if args.mariadb:
-        rows += measure("MariaDB", args.mariadb, args.tests, args.repeat, profiled)
+        rows.append(measure("MariaDB", args.mariadb, args.tests, args.repeat, profiled))
     table = render(rows, args.tests, args.repeat) + "\n" + "\n".join(profiled)
     print(table)
     if args.write:

@@ -27,8 +27,7 @@ from .fixtures import (
     FOREIGN_DB_SESSION,
     METADATA,
     SEED,
-    _dotmac_lazy_binding,
-    _dotmac_reproducible,
+    _dotmac_test,
     _refuse_disconnected,
     configured_metadata,
     data_generator,
@@ -43,8 +42,7 @@ from .fixtures import (
 )
 
 __all__ = [
-    "_dotmac_lazy_binding",
-    "_dotmac_reproducible",
+    "_dotmac_test",
     "add_metadata",
     "async_db_session",
     "data_generator",

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import factory.random
@@ -162,7 +163,16 @@ def test_data_builder(factory_binding: Session, data_generator: DataGenerator) -
 
 
 @pytest.fixture(autouse=True)
-def _dotmac_lazy_binding(request: pytest.FixtureRequest) -> Iterator[None]:
+def _dotmac_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What every test gets: its rows tracked in a scope of its own, a factory it uses bound to
+    its ``factory_session`` on first use, and reproducible data. One fixture, as pytest's own
+    cost is per fixture."""
+    with _lazily_bound(request), _reproducible(request):
+        yield
+
+
+@contextmanager
+def _lazily_bound(request: pytest.FixtureRequest) -> Iterator[None]:
     """A factory used by a test that requested no session fixture still writes through the
     test's ``factory_session`` (bound on first use, so tests without factories open nothing),
     and every test tracks its rows in a scope of its own."""
@@ -213,8 +223,8 @@ def opted_in(config: pytest.Config) -> bool:
     return bool(registry.factories) or config.getoption("factory_seed") is not None
 
 
-@pytest.fixture(autouse=True)
-def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
+@contextmanager
+def _reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     """Reseed factory_boy and Faker from (seed, node id), restart sequences, and restore every
     factory-level tenant default afterwards, so no test leaks into another.
 
@@ -229,9 +239,11 @@ def _dotmac_reproducible(request: pytest.FixtureRequest) -> Iterator[None]:
     factories = list(registry.factories.values())
     reset_sequences(factories)
     saved = {f: vars(f).get(TENANT_DEFAULT) for f in factories}
-    yield
-    for factory_cls, value in saved.items():
-        type.__setattr__(factory_cls, TENANT_DEFAULT, value)
+    try:
+        yield
+    finally:
+        for factory_cls, value in saved.items():
+            type.__setattr__(factory_cls, TENANT_DEFAULT, value)
 
 
 def per_test_factory(factory_cls: Any, fixture_name: str) -> Any:
