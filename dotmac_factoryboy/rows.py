@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from factory.declarations import PostGenerationDeclaration
 from sqlalchemy import Table, insert
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import InstanceState, Mapper, Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.interfaces import MANYTOONE
 
 from .errors import RowsModeError
@@ -86,27 +87,79 @@ def new_row(model_class: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any
     column ``set`` listeners, its values are set as committed state, without attribute events,
     so no backref puts it in a parent's collection (where a later flush would try to add it);
     otherwise through the model's constructor, as ``create_batch`` does."""
-    mapper: Mapper[Any] = sa_inspect(model_class)
-    if args or not _plain(mapper) or any(key not in mapper.attrs for key in kwargs):
+    mapper = _MAPPERS.get(model_class)
+    if mapper is None:
+        mapper = _MAPPERS[model_class] = sa_inspect(model_class)
+    shape = _shape(mapper)
+    if args or not shape.plain or any(key not in mapper.attrs for key in kwargs):
         return model_class(*args, **kwargs)
     instance = mapper.class_manager.new_instance()
+    if kwargs.keys() <= shape.scalars:
+        # Into the new state's dict, as SQLAlchemy's loader fills a loaded row: for a new state
+        # (nothing committed, expired or pending) this is what set_committed_value does.
+        _state(instance).dict.update(kwargs)
+        return instance
     for key, value in kwargs.items():
         set_committed_value(instance, key, value)
     return instance
 
 
-_PLAIN: dict[Any, bool] = {}
+@dataclass(frozen=True)
+class _Shape:
+    """What rows mode reads of a mapper for every row, worked out once per mapper."""
+
+    plain: bool
+    """Building through the constructor runs nothing but attribute assignment."""
+    scalars: frozenset[str]
+    """Column attributes and many-to-one relationships: plain values in the instance's dict."""
+    columns: tuple[tuple[str, str], ...]
+    """(attribute key, column key) of every column attribute."""
+    parents: tuple[Any, ...]
+    """Many-to-one relationships: the parents whose keys a row takes."""
+    backrefs: tuple[tuple[str, str], ...]
+    """(relationship key, the parent's collection) of many-to-one relationships with a reverse."""
+    primary: tuple[str, ...]
+    """The attribute keys of the table's primary key columns, in order."""
 
 
-def _plain(mapper: Mapper[Any]) -> bool:
-    """Whether building through the constructor runs nothing but attribute assignment."""
-    found = _PLAIN.get(mapper)
+def _state(instance: Any) -> InstanceState[Any]:
+    """``inspect(instance)`` without its dispatch (rows mode asks it several times a row)."""
+    try:
+        state: InstanceState[Any] = instance_state(instance)
+    except AttributeError:  # custom instrumentation keeps the state elsewhere
+        state = sa_inspect(instance)
+    return state
+
+
+_SHAPES: dict[Any, _Shape] = {}
+_MAPPERS: dict[type[Any], Mapper[Any]] = {}
+
+
+def _shape(mapper: Mapper[Any]) -> _Shape:
+    found = _SHAPES.get(mapper)
     if found is None:
         manager = mapper.class_manager
-        found = _PLAIN[mapper] = (
-            mapper.class_manager.original_init is mapper.registry.constructor
-            and not mapper.validators
-            and not any(manager[prop.key].dispatch.set for prop in mapper.column_attrs)
+        parents = tuple(r for r in mapper.relationships if r.direction is MANYTOONE)
+        backrefs = []
+        for rel in parents:
+            reverse = rel.back_populates or (
+                rel.backref if isinstance(rel.backref, str) else rel.backref and rel.backref[0]
+            )
+            if reverse:
+                backrefs.append((rel.key, str(reverse)))
+        found = _SHAPES[mapper] = _Shape(
+            plain=(
+                manager.original_init is mapper.registry.constructor
+                and not mapper.validators
+                and not any(manager[prop.key].dispatch.set for prop in mapper.column_attrs)
+            ),
+            scalars=frozenset([*(p.key for p in mapper.column_attrs), *(r.key for r in parents)]),
+            columns=tuple((p.key, str(p.columns[0].key)) for p in mapper.column_attrs),
+            parents=parents,
+            backrefs=tuple(backrefs),
+            primary=tuple(
+                mapper.get_property_by_column(c).key for c in mapper.local_table.primary_key
+            ),
         )
     return found
 
@@ -115,7 +168,7 @@ def write_rows(session: Session, instances: list[Any]) -> None:
     """Insert the instances' rows with Core, parents first, and make each a detached row."""
     by_mapper: dict[Mapper[Any], list[Any]] = defaultdict(list)
     for instance in instances:
-        by_mapper[sa_inspect(instance).mapper].append(instance)
+        by_mapper[_state(instance).mapper].append(instance)
     for mapper in by_mapper:
         _refuse_collections(mapper, by_mapper[mapper])
     connection = session.connection()
@@ -155,7 +208,7 @@ def _held_by_children(instance: Any, rel: Any) -> bool:
     """Whether a collection is empty, or holds only children that point back at ``instance``
     (a backref the ORM filled when each child was given its parent): their own foreign keys
     carry the link."""
-    members = sa_inspect(instance).dict.get(rel.key)
+    members = _state(instance).dict.get(rel.key)
     if not members:
         return True
     if rel.secondary is not None:
@@ -165,7 +218,7 @@ def _held_by_children(instance: Any, rel: Any) -> bool:
 
 
 def _points_at(child: Any, parent: Any) -> bool:
-    state = sa_inspect(child)
+    state = _state(child)
     return any(
         rel.direction is MANYTOONE and state.dict.get(rel.key) is parent
         for rel in state.mapper.relationships
@@ -173,11 +226,11 @@ def _points_at(child: Any, parent: Any) -> bool:
 
 
 def _parents_written(mapper: Mapper[Any], instance: Any) -> bool:
-    state = sa_inspect(instance)
+    state = _state(instance)
     for rel in mapper.relationships:
         if rel.direction is MANYTOONE and rel.mapper is mapper:
             parent = state.dict.get(rel.key)
-            if parent is not None and sa_inspect(parent).key is None:
+            if parent is not None and _state(parent).key is None:
                 return False
     return True
 
@@ -206,23 +259,20 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
 
 def _row(mapper: Mapper[Any], instance: Any) -> dict[str, Any]:
     """The instance's column values by column key, foreign keys taken from its parents."""
-    values = sa_inspect(instance).dict
-    row: dict[str, Any] = {}
-    for prop in mapper.column_attrs:
-        if prop.key in values:
-            row[prop.columns[0].key] = values[prop.key]
-    for rel in mapper.relationships:
-        parent = values.get(rel.key) if rel.direction is MANYTOONE else None
-        if parent is None:
-            continue
-        row.update(_keys_from(rel, parent))
+    values = _state(instance).dict
+    shape = _shape(mapper)
+    row = {column: values[key] for key, column in shape.columns if key in values}
+    for rel in shape.parents:
+        parent = values.get(rel.key)
+        if parent is not None:
+            row.update(_keys_from(rel, parent))
     return row
 
 
 def _keys_from(rel: Any, parent: Any) -> dict[str, Any]:
     """The child's foreign-key values from its parent: a key column from the parent's identity
     (readable even when the parent is detached and expired), another column from the parent."""
-    state = sa_inspect(parent)
+    state = _state(parent)
     primary = list(state.mapper.primary_key)
     values = {}
     for local, remote in rel.local_remote_pairs:
@@ -240,29 +290,23 @@ def _written(
     mapper: Mapper[Any], instance: Any, row: dict[str, Any], keys: tuple[Any, ...]
 ) -> None:
     """Give the instance its key and synced foreign keys, as a detached row with an identity."""
-    table = mapper.local_table
-    assert isinstance(table, Table)
-    for column, value in zip(table.primary_key.columns, keys, strict=True):
-        set_committed_value(instance, mapper.get_property_by_column(column).key, value)
-    for column in table.columns:
-        if column.key in row and not column.primary_key:
-            set_committed_value(
-                instance, mapper.get_property_by_column(column).key, row[column.key]
-            )
+    shape = _shape(mapper)
+    values = _state(instance).dict
+    values.update(zip(shape.primary, keys, strict=True))
+    for key, column in shape.columns:  # committed values, as the flush leaves them
+        if column in row:
+            values[key] = row[column]
     make_transient_to_detached(instance)
-    for rel in mapper.relationships:  # a persistent parent's backref collection took the row
-        parent = sa_inspect(instance).dict.get(rel.key) if rel.direction is MANYTOONE else None
-        reverse = rel.back_populates or (
-            rel.backref if isinstance(rel.backref, str) else rel.backref and rel.backref[0]
-        )
-        if parent is not None and reverse:
-            _forget_backref(parent, reverse)
+    for key, collection in shape.backrefs:  # a persistent parent's collection took it
+        parent = values.get(key)
+        if parent is not None:
+            _forget_backref(parent, collection)
 
 
 def _forget_backref(parent: Any, collection: str) -> None:
     """Expire a persistent parent's collection that the ORM's backref appended a written row to:
     the row is in the database, not in the session, so the collection reloads with it instead of
     the session trying to add it at its next flush."""
-    state = sa_inspect(parent)
+    state = _state(parent)
     if state.session is not None and collection in state.committed_state:
         state.session.expire(parent, [collection])
