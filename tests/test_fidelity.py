@@ -554,3 +554,21 @@ def test_an_option_set_on_an_empty_subclass_is_its_own() -> None:
 
     built = same(noted_library, calls)
     assert [v["kind"] for v in built] == [None, "essay"]
+
+
+def test_a_transformer_takes_every_calls_own_value_as_in_factory_boy() -> None:
+    """A Transformer captures the value it is overridden with when the call is parsed: calls of
+    one shape with other values must not share that parse."""
+
+    def shouting(base: type[Any]) -> Any:
+        body = {"name": factory.Transformer("quiet", transform=str.upper)}
+        return make(base, "WriterF", Writer, body)
+
+    def calls(made: Any) -> list[Any]:
+        return [made.build(name=n) for n in ("ann", "bob", "cy")] + [
+            made.build(name=factory.Transformer.Force("kept")),
+            made.build(),
+        ]
+
+    built = same(shouting, calls)
+    assert [w["name"] for w in built] == ["ANN", "BOB", "CY", "kept", "QUIET"]

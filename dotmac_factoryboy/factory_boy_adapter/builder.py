@@ -124,18 +124,34 @@ def compiled(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> Compile
 
 def _parsed(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> CompiledFactory:
     key = _shape_of_call(factory_cls, strategy, extras)
-    if key is None:
+    if key is None or (key in _PARSED and _PARSED[key] is None):
         return CompiledFactory(factory_cls._meta, extras, strategy)
     parsed = _PARSED.get(key)
     if parsed is None:
         if len(_PARSED) >= PARSED_LIMIT:
             _PARSED.clear()
         parsed = CompiledFactory(factory_cls._meta, extras, strategy)
+        if not _hands_back(parsed, key, extras):
+            _PARSED[key] = None  # a declaration took a value in (a Transformer): parse each call
+            return parsed
         _PARSED[key] = parsed.bound(lasting_class(factory_cls)._meta, without_values(extras))
     return parsed.bound(factory_cls._meta, extras)
 
 
-_PARSED: dict[tuple[Any, ...], CompiledFactory] = {}
+def _hands_back(parsed: CompiledFactory, key: tuple[Any, ...], extras: dict[str, Any]) -> bool:
+    """Whether the parse only hands back every value the shape calls constant: a declaration
+    that captures the value it is overridden with (``factory.Transformer``) keeps it in its
+    context instead, so that value is part of the parse."""
+    for name, value in extras.items():
+        if (name, _CONSTANT) not in key:
+            continue
+        found = parsed.declarations.get(name)
+        if found is None or found.declaration is not value or name not in parsed.fast:
+            return False
+    return True
+
+
+_PARSED: dict[tuple[Any, ...], CompiledFactory | None] = {}
 PARSED_LIMIT = 4096
 """Parses kept for reuse; emptied when it grows past this."""
 _CONSTANT = object()
