@@ -654,15 +654,15 @@ def test_probe(customer, pytestconfig):
 """
 
 
-@pytest.mark.parametrize("setting", ["", "factory_gc_freeze = false"])
-def test_what_collection_left_is_frozen_for_the_tests(
+@pytest.mark.parametrize("setting", ["factory_gc_freeze = true", ""])
+def test_what_collection_left_is_frozen_for_the_tests_when_asked(
     pytester: pytest.Pytester, setting: str
 ) -> None:
-    """Objects alive after collection are frozen (skipped by the collector's full passes)
-    while the tests run, unless the project says ``factory_gc_freeze = false``."""
+    """With ``factory_gc_freeze = true``, objects alive after collection are frozen (skipped by
+    the collector's full passes) while the tests run; by default nothing is frozen."""
     stranger(pytester)
     pytester.makeini(f"[pytest]\nfactory_metadata = app:Base\nfactory_modules = app\n{setting}\n")
     pytester.makepyfile(test_probe=FREEZE_PROBE)
     run(pytester, isp=False).assert_outcomes(passed=1)
     frozen = json.loads((pytester.path / "freeze.json").read_text())
-    assert (frozen > 10_000) if not setting else frozen == 0
+    assert (frozen > 10_000) if setting else frozen == 0

@@ -123,9 +123,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "factory_gc_freeze",
-        "false: leave Python's garbage collector alone (by default objects alive after "
-        "collection are frozen until the session ends, gc.freeze).",
-        default="true",
+        "true: freeze the objects alive after collection (gc.freeze) until the session ends, "
+        "so the tests' full collections skip them (default: false).",
+        default="false",
     )
 
 
@@ -194,11 +194,12 @@ def _seed(config: pytest.Config) -> int:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Freeze what collection left alive (modules, fixtures, items: they live until the run
-    ends), so the full collections the tests trigger stop walking it; only in a project that
-    uses our factories, unless ini ``factory_gc_freeze = false``."""
+    """With ini ``factory_gc_freeze = true``: freeze what collection left alive (modules,
+    fixtures, items: they live until the run ends), so the full collections the tests trigger
+    stop walking it. Off by default: ``gc.get_referrers`` and ``gc.get_objects`` do not see
+    frozen objects, and code under test may rely on them (Hypothesis' ``register_random`` does)."""
     config = session.config
-    if opted_in(config) and ini_flag(config, "factory_gc_freeze"):
+    if ini_flag(config, "factory_gc_freeze"):
         config.stash[FROZE] = freeze_survivors()
 
 
