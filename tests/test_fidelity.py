@@ -572,3 +572,15 @@ def test_a_transformer_takes_every_calls_own_value_as_in_factory_boy() -> None:
 
     built = same(shouting, calls)
     assert [w["name"] for w in built] == ["ANN", "BOB", "CY", "kept", "QUIET"]
+
+
+def test_equal_but_different_values_for_a_hook_keep_their_own_parse() -> None:
+    """A value for a post-generation name is kept in the parse; 0.0 and -0.0 are equal but not
+    the same value, so calls with each must not share it."""
+
+    def calls(made: Any) -> list[Any]:
+        _, volume_f = made
+        return [volume_f.build(noted=v) for v in (0.0, -0.0, 0.0)]
+
+    built = same(noted_library, calls)
+    assert [v["note"] for v in built] == ["noted 0.0", "noted -0.0", "noted 0.0"]

@@ -157,7 +157,9 @@ PARSED_LIMIT = 4096
 _CONSTANT = object()
 """A keyword whose value the parse only hands back (a plain value or a row at a name resolved
 before instantiation): calls differing there share one parse."""
-_SIMPLE = (type(None), bool, int, float, str, bytes)
+_SAME_WHEN_EQUAL = (type(None), bool, int, str, bytes)
+"""Types whose equal values are the same value (not float: 0.0 == -0.0; not Decimal: 1.0 ==
+1.00), so an equal value may share a parse that keeps it."""
 
 
 def _shape_of_call(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> Any:
@@ -176,7 +178,7 @@ def _shape_of_call(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> A
             shape.append((name, value))
         elif SPLITTER not in name and name != "__sequence" and name not in post:
             shape.append((name, _CONSTANT))
-        elif type(value) in _SIMPLE:
+        elif type(value) in _SAME_WHEN_EQUAL:
             shape.append((name, type(value), value))
         else:
             return None
