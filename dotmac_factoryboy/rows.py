@@ -87,10 +87,8 @@ def new_row(model_class: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any
     column ``set`` listeners, its values are set as committed state, without attribute events,
     so no backref puts it in a parent's collection (where a later flush would try to add it);
     otherwise through the model's constructor, as ``create_batch`` does."""
-    mapper = _MAPPERS.get(model_class)
-    if mapper is None:
-        mapper = _MAPPERS[model_class] = sa_inspect(model_class)
-    shape = _shape(mapper)
+    shape = _shape(model_class)
+    mapper = shape.mapper
     if args or not shape.plain or any(key not in mapper.attrs for key in kwargs):
         return model_class(*args, **kwargs)
     instance = mapper.class_manager.new_instance()
@@ -106,8 +104,9 @@ def new_row(model_class: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any
 
 @dataclass(frozen=True)
 class _Shape:
-    """What rows mode reads of a mapper for every row, worked out once per mapper."""
+    """What rows mode reads of a mapped class for every row, worked out once per class."""
 
+    mapper: Mapper[Any]
     plain: bool
     """Building through the constructor runs nothing but attribute assignment."""
     scalars: frozenset[str]
@@ -131,13 +130,13 @@ def _state(instance: Any) -> InstanceState[Any]:
     return state
 
 
-_SHAPES: dict[Any, _Shape] = {}
-_MAPPERS: dict[type[Any], Mapper[Any]] = {}
+_SHAPES: dict[type[Any], _Shape] = {}
 
 
-def _shape(mapper: Mapper[Any]) -> _Shape:
-    found = _SHAPES.get(mapper)
+def _shape(model_class: type[Any]) -> _Shape:
+    found = _SHAPES.get(model_class)
     if found is None:
+        mapper: Mapper[Any] = sa_inspect(model_class)
         manager = mapper.class_manager
         parents = tuple(r for r in mapper.relationships if r.direction is MANYTOONE)
         backrefs = []
@@ -147,7 +146,8 @@ def _shape(mapper: Mapper[Any]) -> _Shape:
             )
             if reverse:
                 backrefs.append((rel.key, str(reverse)))
-        found = _SHAPES[mapper] = _Shape(
+        found = _SHAPES[model_class] = _Shape(
+            mapper=mapper,
             plain=(
                 manager.original_init is mapper.registry.constructor
                 and not mapper.validators
@@ -219,16 +219,13 @@ def _held_by_children(instance: Any, rel: Any) -> bool:
 
 def _points_at(child: Any, parent: Any) -> bool:
     state = _state(child)
-    return any(
-        rel.direction is MANYTOONE and state.dict.get(rel.key) is parent
-        for rel in state.mapper.relationships
-    )
+    return any(state.dict.get(rel.key) is parent for rel in _shape(state.class_).parents)
 
 
 def _parents_written(mapper: Mapper[Any], instance: Any) -> bool:
     state = _state(instance)
-    for rel in mapper.relationships:
-        if rel.direction is MANYTOONE and rel.mapper is mapper:
+    for rel in _shape(mapper.class_).parents:
+        if rel.mapper is mapper:
             parent = state.dict.get(rel.key)
             if parent is not None and _state(parent).key is None:
                 return False
@@ -260,7 +257,7 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
 def _row(mapper: Mapper[Any], instance: Any) -> dict[str, Any]:
     """The instance's column values by column key, foreign keys taken from its parents."""
     values = _state(instance).dict
-    shape = _shape(mapper)
+    shape = _shape(mapper.class_)
     row = {column: values[key] for key, column in shape.columns if key in values}
     for rel in shape.parents:
         parent = values.get(rel.key)
@@ -290,7 +287,7 @@ def _written(
     mapper: Mapper[Any], instance: Any, row: dict[str, Any], keys: tuple[Any, ...]
 ) -> None:
     """Give the instance its key and synced foreign keys, as a detached row with an identity."""
-    shape = _shape(mapper)
+    shape = _shape(mapper.class_)
     values = _state(instance).dict
     values.update(zip(shape.primary, keys, strict=True))
     for key, column in shape.columns:  # committed values, as the flush leaves them

@@ -51,6 +51,7 @@ _CALL_TIME = frozenset({"_after_postgeneration", "_original_params"})
 """Per-call state kept on the class: pytest-factoryboy disables ``_after_postgeneration`` on
 its throwaway class around the call, SQLAlchemyModelFactory keeps the call's keywords. Neither
 decides anything a plan or a parse reads."""
+_BARE = _EMPTY_BODY | _CALL_TIME
 _OWN_OPTIONS = frozenset(
     {
         "factory",
@@ -79,7 +80,7 @@ def declared_key(factory_cls: Any) -> Any:
     ``parameters``); remembered per class until pytest-factoryboy replaces one of them.
     """
     meta = getattr(factory_cls, "_meta", None)
-    if meta is None or not vars(factory_cls).keys() <= _EMPTY_BODY | _CALL_TIME:
+    if meta is None or not vars(factory_cls).keys() <= _BARE:
         return factory_cls
     marks = (meta.base_declarations, meta.pre_declarations, meta.post_declarations)
     remembered = _KEYS.get(factory_cls)
