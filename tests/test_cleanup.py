@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import registry
-from dotmac_factoryboy.cleanup import collector_paused
+from dotmac_factoryboy.cleanup import MAX_RANGES, collector_paused
 from dotmac_factoryboy.errors import CleanupError
 
 from .conftest import count
@@ -106,6 +106,53 @@ def test_blocked_rows_raise_after_everything_else_is_deleted(session: Session) -
     assert session.get(Department, department_id) is not None
     assert session.get(Project, free_id) is None
     assert count(session, Employee) == before_foreign
+
+
+@pytest.mark.parametrize("tracked", [5, MAX_RANGES + 5], ids=["key-ranges", "key-lists"])
+def test_untracked_rows_between_tracked_ones_block_their_parents(
+    session: Session, tracked: int
+) -> None:
+    """Cleanup reads only referrers it is not deleting, by key ranges while the keys make few
+    and by key lists past that; either way a stranger whose key lies between tracked ones
+    keeps its department, and the department its company."""
+    department = DepartmentFactory.create()
+    strangers = []
+    for number in range(tracked):
+        EmployeeFactory.create(department=department)
+        strangers.append(Employee(name=f"stranger {number}", department=department))
+        session.add(strangers[-1])
+        session.flush()  # keys interleave: tracked, stranger, tracked, ...
+    EmployeeFactory.create(department=department)  # every stranger lies between tracked keys
+    session.commit()
+    stranger_ids = sorted(e.id for e in strangers)
+    with pytest.raises(CleanupError) as info:
+        registry.cleanup_all()
+    blocked = {(b.table, b.referenced_by) for b in info.value.blocked}
+    assert blocked == {
+        ("core_departments", "core_employees"),
+        ("core_companies", "core_departments"),
+    }
+    session.expire_all()
+    left = session.execute(select(Employee.id).order_by(Employee.id)).scalars().all()
+    assert left == stranger_ids
+    assert (count(session, Department), count(session, Company)) == (1, 1)
+
+
+def test_cleanup_detaches_what_it_deleted_and_nothing_else(session: Session) -> None:
+    """Deleted rows' objects leave the session; a row the session holds that nobody deleted
+    stays in it, whether or not the deleted rows were all the session held."""
+    gone = CompanyFactory.create_batch(3)
+    session.commit()
+    registry.cleanup_all()
+    assert all(c not in session for c in gone) and len(session.identity_map) == 0
+    stranger = Company(name="stranger")
+    session.add(stranger)
+    session.commit()
+    gone = CompanyFactory.create_batch(3)
+    session.commit()
+    registry.cleanup_all()
+    assert all(c not in session for c in gone) and stranger in session
+    assert session.execute(select(Company.name)).scalars().all() == ["stranger"]
 
 
 def test_factory_cleanup_removes_only_that_factory_rows(session: Session) -> None:
