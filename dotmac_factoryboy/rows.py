@@ -243,15 +243,69 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
         # the key, and what the database or a column default filled: the instance learns both,
         # as the ORM's flush would tell it
         filled = [c for c in table.columns if c.key not in shape and not c.primary_key]
+        rowid = _sqlite_rowid(connection, table, shape)
+        ordered = positions[:1] if rowid is not None else positions
         statement = insert(table).returning(*primary, *filled, sort_by_parameter_order=True)
-        result = connection.execute(statement, [rows[p] for p in positions])
-        for position, returned in zip(positions, result, strict=True):
-            values = tuple(returned)
-            row = {
-                **rows[position],
-                **{c.key: v for c, v in zip(filled, values[len(primary) :], strict=True)},
-            }
-            _written(mapper, instances[position], row, values[: len(primary)])
+        result = connection.execute(statement, [rows[p] for p in ordered])
+        last = None
+        for position, returned in zip(ordered, result, strict=True):
+            last = tuple(returned)
+            _returned(mapper, instances[position], rows[position], filled, last)
+        if rowid is not None and last is not None and len(positions) > 1:
+            rest = [
+                (instances[p], {**rows[p], rowid.key: last[0] + n})
+                for n, p in enumerate(positions[1:], start=1)
+            ]
+            _insert_following(connection, mapper, table, rowid, filled, rest)
+
+
+def _sqlite_rowid(connection: Any, table: Table, shape: frozenset[str]) -> Any:
+    """The table's key column when SQLite fills it as the rowid (an INTEGER PRIMARY KEY these
+    rows leave out), else None."""
+    if connection.dialect.name != "sqlite" or not table.dialect_options["sqlite"]["with_rowid"]:
+        return None
+    column = table.autoincrement_column
+    if column is None or column.key in shape or len(table.primary_key.columns) != 1:
+        return None
+    return column if column.type.compile(dialect=connection.dialect) == "INTEGER" else None
+
+
+def _insert_following(
+    connection: Any,
+    mapper: Mapper[Any],
+    table: Table,
+    rowid: Any,
+    filled: list[Any],
+    pairs: list[tuple[Any, dict[str, Any]]],
+) -> None:
+    """SQLite, after a group's first row: that INSERT took the write lock (no other connection
+    writes until this transaction ends) and the next rowid, and SQLite would give the rest the
+    rowids that follow it, in order (the largest rowid plus one, or with AUTOINCREMENT the
+    largest ever used plus one: the same here). Given those keys, the rest go out in multi-row
+    statements (for an ordered RETURNING SQLAlchemy sends SQLite one statement per row), and
+    what the database filled comes back matched by key."""
+    if not filled:
+        connection.execute(insert(table), [row for _, row in pairs])
+        for instance, row in pairs:
+            _returned(mapper, instance, row, filled, (row[rowid.key],))
+        return
+    result = connection.execute(insert(table).returning(rowid, *filled), [r for _, r in pairs])
+    by_key = {values[0]: tuple(values) for values in result}
+    for instance, row in pairs:
+        _returned(mapper, instance, row, filled, by_key[row[rowid.key]])
+
+
+def _returned(
+    mapper: Mapper[Any],
+    instance: Any,
+    row: dict[str, Any],
+    filled: list[Any],
+    values: tuple[Any, ...],
+) -> None:
+    """Hand an instance what its INSERT returned: its key, and the columns the database filled."""
+    keys = len(values) - len(filled)
+    written = {**row, **{c.key: v for c, v in zip(filled, values[keys:], strict=True)}}
+    _written(mapper, instance, written, values[:keys])
 
 
 def _row(mapper: Mapper[Any], instance: Any) -> dict[str, Any]:

@@ -14,10 +14,17 @@ from typing import Any
 import factory
 import factory.random
 import pytest
-from sqlalchemy import Engine, event, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, ForeignKey, String, delete, event, func, select, text, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from dotmac_factoryboy import LinkOnly, customize, registry, tenant_context
+from dotmac_factoryboy import (
+    FactoryRegistry,
+    LinkOnly,
+    SQLAlchemyFactory,
+    customize,
+    registry,
+    tenant_context,
+)
 from dotmac_factoryboy.errors import RowsModeError
 from dotmac_factoryboy.factory_boy_adapter import reset_sequences
 from dotmac_factoryboy.isp.factories import (
@@ -205,3 +212,91 @@ def test_mapper_events_are_refused(session: Session, insert_listener: None) -> N
     with pytest.raises(RowsModeError, match=r"Tenant has mapper events \(before_insert\)"):
         CustomerFactory.insert_batch(2)
     assert table_counts(session) == before
+
+
+class KeysBase(DeclarativeBase):
+    """A schema of this test's own: one table with SQLite's AUTOINCREMENT, one without, and a
+    column the database fills."""
+
+
+class Shelf(KeysBase):
+    __tablename__ = "rows_shelves"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(40))
+    stamp: Mapped[str] = mapped_column(String(20), server_default=text("'shelved'"))
+
+
+class Book(KeysBase):
+    __tablename__ = "rows_books"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(80))
+    shelf_id: Mapped[int] = mapped_column(ForeignKey("rows_shelves.id"))
+    shelf: Mapped[Shelf] = relationship()
+
+
+KEYS = FactoryRegistry()
+
+
+class ShelfFactory(SQLAlchemyFactory[Shelf]):
+    class Meta:
+        model = Shelf
+        registry = KEYS
+
+    label = factory.Faker("word")
+
+
+class BookFactory(SQLAlchemyFactory[Book]):
+    class Meta:
+        model = Book
+        registry = KEYS
+
+    title = factory.Faker("sentence", nb_words=3)
+    shelf = factory.SubFactory(ShelfFactory)
+
+
+@pytest.fixture
+def shelves(engine: Engine) -> Iterator[Session]:
+    KeysBase.metadata.drop_all(engine)
+    KeysBase.metadata.create_all(engine)
+    session = Session(engine)
+    try:
+        with KEYS.bound(session), KEYS.scope():
+            yield session
+    finally:
+        session.rollback()
+        session.close()
+        KeysBase.metadata.drop_all(engine)
+
+
+def test_each_row_gets_its_own_key_and_the_database_filled_columns(
+    shelves: Session, engine: Engine
+) -> None:
+    """Every instance's key is its own row's, with the columns the database filled. On SQLite,
+    where a group's rows after the first are written with the rowids SQLite would have given
+    them, those are the keys row-by-row inserts get: after the largest key for a plain INTEGER
+    PRIMARY KEY, after the largest ever used with AUTOINCREMENT."""
+    BookFactory.create_batch(4)
+    shelves.commit()
+    shelves.execute(delete(Book).where(Book.id > 2))
+    shelves.execute(delete(Shelf).where(Shelf.id > 2))
+    shelves.commit()
+    earlier = {id(i) for i in KEYS.instances}
+    keys = BookFactory.insert_batch(5)
+    books = [i for i in KEYS.instances if isinstance(i, Book) and id(i) not in earlier]
+    shelves.commit()
+    assert len(keys) == len(books) == 5
+    stored = {
+        row.id: row
+        for row in shelves.execute(
+            select(Book.id, Book.title, Shelf.id.label("shelf"), Shelf.label, Shelf.stamp).join(
+                Shelf
+            )
+        )
+    }
+    for book in books:
+        assert (book.title, book.shelf_id) == (stored[book.id].title, stored[book.id].shelf)
+        assert (book.shelf.label, book.shelf.stamp) == (stored[book.id].label, "shelved")
+    if engine.dialect.name == "sqlite":
+        assert sorted(keys) == [3, 4, 5, 6, 7]  # after the largest key left (2)
+        assert sorted(b.shelf_id for b in books) == [5, 6, 7, 8, 9]  # after the largest used (4)
