@@ -137,20 +137,21 @@ def _detach(session: Session, owners: dict[Row, list[tuple[Any, Any]]], blocked:
 
     When they are everything the session holds (the usual end of a test), ``expunge_all()`` does
     the same at a fraction of the cost of one ``expunge()``, with its cascade walk, per row."""
-    leaving = [
-        (instance, state)
+    leaving = {  # by state: an instance tracked twice counts once
+        id(state): (instance, state)
         for row, objects in owners.items()
         if row not in blocked
         for instance, state in objects
         if state.session is session
-    ]
+    }
     held = session.identity_map.all_states()
-    only_these = len(held) == len(leaving) and {id(s) for s in held} == {id(s) for _, s in leaving}
+    only_these = len(held) == len(leaving) and all(id(s) in leaving for s in held)
     if only_these and not session.new and not session.deleted:
         session.expunge_all()
         return
-    for instance, _ in leaving:
-        session.expunge(instance)
+    for instance, state in leaving.values():
+        if state.session is session:  # not already gone with a parent's expunge cascade
+            session.expunge(instance)
 
 
 SNAPSHOT_LEVELS = frozenset({"REPEATABLE READ", "SERIALIZABLE", "SNAPSHOT"})
