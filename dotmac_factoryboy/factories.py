@@ -31,7 +31,7 @@ from .persistence import (
     persistence_for,
     unit_of_work,
 )
-from .plan import CallPlan, plan_call, takes_name
+from .plan import CallPlan, plan_call, running_hooks, takes_name
 from .registry import CleanupHandler, FactoryRegistry, registry
 from .rows import new_row, refuse_what_needs_instances
 from .scoping import TenantRef, remember_tenant_factory, tenant_ref
@@ -400,7 +400,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
         rows = rows_mode != "never"
         if rows:
             try:
-                refuse_what_needs_instances(cls, plan.nodes())
+                refuse_what_needs_instances(cls, plan.nodes(), running_hooks)
             except RowsModeError:
                 if rows_mode == "always":
                     raise

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapper, Session
 
 from .context import set_for_block
 from .errors import ConfigurationError
+from .rowids import assign_ahead
 from .session import held_session
 
 
@@ -52,9 +53,11 @@ class AddOnly:
 
 
 class Flush(AddOnly):
-    """``"flush"`` (our default): written at the end of the root call, in one flush."""
+    """``"flush"`` (our default): written at the end of the root call, in one flush (on SQLite
+    with the new rows' keys assigned ahead where that lets it insert many rows at once)."""
 
     def save_many(self, session: Session, instances: list[Any]) -> None:
+        assign_ahead(session)
         session.flush()
 
 

@@ -16,7 +16,7 @@ refused when written, before anything of that write goes out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +29,16 @@ from sqlalchemy.orm.interfaces import MANYTOONE
 
 from .errors import RowsModeError
 from .factory_boy_adapter import overrides
+from .rowids import AHEAD_FROM, next_rowids, rowid_column, take_write_lock
 
 INSERT_EVENTS = ("before_insert", "after_insert")
 
 
-def refuse_what_needs_instances(root: Any, nodes: Iterable[Any]) -> None:
-    """``RowsModeError`` naming the first place of the plan that rows mode cannot serve."""
+def refuse_what_needs_instances(
+    root: Any, nodes: Iterable[Any], running_hooks: Callable[[Any], list[str]]
+) -> None:
+    """``RowsModeError`` naming the first place of the plan that rows mode cannot serve;
+    ``running_hooks(node)`` names the post-generation declarations that run at a place."""
     for node in nodes:
         if node.role == "pinned":  # set to the tree's tenant, not built
             continue
@@ -45,8 +49,8 @@ def refuse_what_needs_instances(root: Any, nodes: Iterable[Any]) -> None:
             reason = f"{name} overrides _create"
         elif factory_cls._meta.sqlalchemy_get_or_create:
             reason = f"{name} uses sqlalchemy_get_or_create"
-        elif list(factory_cls._meta.post_declarations) or _post_values(node):
-            hooks = [*factory_cls._meta.post_declarations, *_post_values(node)]
+        elif running_hooks(node) or _post_values(node):
+            hooks = {*running_hooks(node), *_post_values(node)}
             reason = f"{name} has post-generation declarations ({', '.join(sorted(hooks))})"
         else:
             reason = _mapping_reason(sa_inspect(factory_cls._meta.model), node)
@@ -233,7 +237,8 @@ def _parents_written(mapper: Mapper[Any], instance: Any) -> bool:
 
 
 def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[Any]) -> None:
-    """One multi-row INSERT per shape of row, keys returned in parameter order."""
+    """One multi-row INSERT per shape of row, keys returned in parameter order (on SQLite,
+    assigned ahead: see ``rowids``)."""
     rows = [_row(mapper, i) for i in instances]
     primary = list(table.primary_key.columns)
     groups: dict[frozenset[str], list[int]] = defaultdict(list)
@@ -243,55 +248,42 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
         # the key, and what the database or a column default filled: the instance learns both,
         # as the ORM's flush would tell it
         filled = [c for c in table.columns if c.key not in shape and not c.primary_key]
-        rowid = _sqlite_rowid(connection, table, shape)
-        ordered = positions[:1] if rowid is not None else positions
-        statement = insert(table).returning(*primary, *filled, sort_by_parameter_order=True)
-        result = connection.execute(statement, [rows[p] for p in ordered])
-        last = None
-        for position, returned in zip(ordered, result, strict=True):
-            last = tuple(returned)
-            _returned(mapper, instances[position], rows[position], filled, last)
-        if rowid is not None and last is not None and len(positions) > 1:
-            rest = [
-                (instances[p], {**rows[p], rowid.key: last[0] + n})
-                for n, p in enumerate(positions[1:], start=1)
+        rowid = rowid_column(table, connection.dialect)
+        keys = None
+        if rowid is not None and rowid.key not in shape and len(positions) >= AHEAD_FROM:
+            take_write_lock(connection, table)
+            keys = next_rowids(connection, table, len(positions))
+        if rowid is not None and keys is not None:
+            keyed = [
+                (instances[p], {**rows[p], rowid.key: k})
+                for p, k in zip(positions, keys, strict=True)
             ]
-            _insert_following(connection, mapper, table, rowid, filled, rest)
+            _insert_keyed(connection, mapper, table, rowid, filled, keyed)
+            continue
+        statement = insert(table).returning(*primary, *filled, sort_by_parameter_order=True)
+        result = connection.execute(statement, [rows[p] for p in positions])
+        for position, returned in zip(positions, result, strict=True):
+            _returned(mapper, instances[position], rows[position], filled, tuple(returned))
 
 
-def _sqlite_rowid(connection: Any, table: Table, shape: frozenset[str]) -> Any:
-    """The table's key column when SQLite fills it as the rowid (an INTEGER PRIMARY KEY these
-    rows leave out), else None."""
-    if connection.dialect.name != "sqlite" or not table.dialect_options["sqlite"]["with_rowid"]:
-        return None
-    column = table.autoincrement_column
-    if column is None or column.key in shape or len(table.primary_key.columns) != 1:
-        return None
-    return column if column.type.compile(dialect=connection.dialect) == "INTEGER" else None
-
-
-def _insert_following(
+def _insert_keyed(
     connection: Any,
     mapper: Mapper[Any],
     table: Table,
     rowid: Any,
     filled: list[Any],
-    pairs: list[tuple[Any, dict[str, Any]]],
+    keyed: list[tuple[Any, dict[str, Any]]],
 ) -> None:
-    """SQLite, after a group's first row: that INSERT took the write lock (no other connection
-    writes until this transaction ends) and the next rowid, and SQLite would give the rest the
-    rowids that follow it, in order (the largest rowid plus one, or with AUTOINCREMENT the
-    largest ever used plus one: the same here). Given those keys, the rest go out in multi-row
-    statements (for an ordered RETURNING SQLAlchemy sends SQLite one statement per row), and
-    what the database filled comes back matched by key."""
+    """Rows that carry their keys, in multi-row statements; what the database filled comes
+    back matched by key (a RETURNING, unordered) when there is any."""
     if not filled:
-        connection.execute(insert(table), [row for _, row in pairs])
-        for instance, row in pairs:
+        connection.execute(insert(table), [row for _, row in keyed])
+        for instance, row in keyed:
             _returned(mapper, instance, row, filled, (row[rowid.key],))
         return
-    result = connection.execute(insert(table).returning(rowid, *filled), [r for _, r in pairs])
+    result = connection.execute(insert(table).returning(rowid, *filled), [r for _, r in keyed])
     by_key = {values[0]: tuple(values) for values in result}
-    for instance, row in pairs:
+    for instance, row in keyed:
         _returned(mapper, instance, row, filled, by_key[row[rowid.key]])
 
 

@@ -295,7 +295,7 @@ CASES = [
     # -- rows mode
     Case(
         "insert_batch of a factory with a post-generation declaration",
-        "InvoiceFactory.insert_batch(3)",
+        "InvoiceFactory.insert_batch(3, paid=True)",
         "RowsModeError",
         "create_batch",
     ),

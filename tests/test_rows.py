@@ -14,8 +14,9 @@ from typing import Any
 import factory
 import factory.random
 import pytest
-from sqlalchemy import Engine, ForeignKey, String, delete, event, func, select, text, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from factory.random import reseed_random
+from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy.orm import Session
 
 from dotmac_factoryboy import (
     FactoryRegistry,
@@ -49,6 +50,9 @@ from .test_real_schemas import (
     WorkspaceFactory,
 )
 from .test_real_schemas import db as db
+from .test_rowids import Base as RowidsBase
+from .test_rowids import Book, Shelf, start
+from .test_rowids import schema as schema
 
 
 def same_start(*registries: Any) -> None:
@@ -177,7 +181,14 @@ class LookupFactory(CustomerFactory):
 @pytest.mark.parametrize(
     ("call", "where"),
     [
-        (lambda: InvoiceFactory.insert_batch(2), "post-generation declarations (payment)"),
+        (
+            lambda: InvoiceFactory.insert_batch(2, paid=True),
+            "post-generation declarations (payment)",
+        ),
+        (
+            lambda: InvoiceFactory.insert_batch(2, paid=factory.Iterator([False, True])),
+            "post-generation declarations (payment)",
+        ),
         (lambda: OwnCreateFactory.insert_batch(2), "OwnCreateFactory overrides _create"),
         (lambda: LookupFactory.insert_batch(2), "uses sqlalchemy_get_or_create"),
         (
@@ -185,7 +196,13 @@ class LookupFactory(CustomerFactory):
             "at customer, OwnCreateFactory overrides _create",
         ),
     ],
-    ids=["post_generation", "own _create", "get_or_create", "nested own _create"],
+    ids=[
+        "post_generation",
+        "post_generation decided per object",
+        "own _create",
+        "get_or_create",
+        "nested own _create",
+    ],
 )
 def test_what_needs_instances_is_refused_before_anything_is_written(
     session: Session, call: Callable[[], Any], where: str
@@ -214,89 +231,47 @@ def test_mapper_events_are_refused(session: Session, insert_listener: None) -> N
     assert table_counts(session) == before
 
 
-class KeysBase(DeclarativeBase):
-    """A schema of this test's own: one table with SQLite's AUTOINCREMENT, one without, and a
-    column the database fills."""
+def test_a_hook_that_this_call_leaves_off_needs_no_instances(schema: Engine) -> None:
+    """A trait's RelatedFactory (or any post-generation Maybe) whose branch the plan knows runs
+    nothing after the object is built: rows mode writes those calls, with the rows
+    ``create_batch`` writes for the same seed (on a schema of its own)."""
+    dumps = []
+    for how in ("create_batch", "insert_batch"):
+        start(schema)
+        with Session(schema) as db:
+            shelf = shelf_factory(db)
+            reseed_random(20261204)
+            getattr(shelf, how)(3)  # the trait is off: no books
+            db.commit()
+            dumps.append(dump(schema, RowidsBase.metadata))
+            with pytest.raises(RowsModeError, match=r"post-generation declarations \(books\)"):
+                shelf.insert_batch(2, stocked=True)
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["rid_shelves"]) == 2 + 3 and len(dumps[0]["rid_books"]) == 2
 
 
-class Shelf(KeysBase):
-    __tablename__ = "rows_shelves"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(primary_key=True)
-    label: Mapped[str] = mapped_column(String(40))
-    stamp: Mapped[str] = mapped_column(String(20), server_default=text("'shelved'"))
-
-
-class Book(KeysBase):
-    __tablename__ = "rows_books"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(80))
-    shelf_id: Mapped[int] = mapped_column(ForeignKey("rows_shelves.id"))
-    shelf: Mapped[Shelf] = relationship()
-
-
-KEYS = FactoryRegistry()
-
-
-class ShelfFactory(SQLAlchemyFactory[Shelf]):
-    class Meta:
-        model = Shelf
-        registry = KEYS
-
-    label = factory.Faker("word")
-
-
-class BookFactory(SQLAlchemyFactory[Book]):
-    class Meta:
-        model = Book
-        registry = KEYS
-
-    title = factory.Faker("sentence", nb_words=3)
-    shelf = factory.SubFactory(ShelfFactory)
-
-
-@pytest.fixture
-def shelves(engine: Engine) -> Iterator[Session]:
-    KeysBase.metadata.drop_all(engine)
-    KeysBase.metadata.create_all(engine)
-    session = Session(engine)
-    try:
-        with KEYS.bound(session), KEYS.scope():
-            yield session
-    finally:
-        session.rollback()
-        session.close()
-        KeysBase.metadata.drop_all(engine)
-
-
-def test_each_row_gets_its_own_key_and_the_database_filled_columns(
-    shelves: Session, engine: Engine
-) -> None:
-    """Every instance's key is its own row's, with the columns the database filled. On SQLite,
-    where a group's rows after the first are written with the rowids SQLite would have given
-    them, those are the keys row-by-row inserts get: after the largest key for a plain INTEGER
-    PRIMARY KEY, after the largest ever used with AUTOINCREMENT."""
-    BookFactory.create_batch(4)
-    shelves.commit()
-    shelves.execute(delete(Book).where(Book.id > 2))
-    shelves.execute(delete(Shelf).where(Shelf.id > 2))
-    shelves.commit()
-    earlier = {id(i) for i in KEYS.instances}
-    keys = BookFactory.insert_batch(5)
-    books = [i for i in KEYS.instances if isinstance(i, Book) and id(i) not in earlier]
-    shelves.commit()
-    assert len(keys) == len(books) == 5
-    stored = {
-        row.id: row
-        for row in shelves.execute(
-            select(Book.id, Book.title, Shelf.id.label("shelf"), Shelf.label, Shelf.stamp).join(
-                Shelf
-            )
-        )
-    }
-    for book in books:
-        assert (book.title, book.shelf_id) == (stored[book.id].title, stored[book.id].shelf)
-        assert (book.shelf.label, book.shelf.stamp) == (stored[book.id].label, "shelved")
-    if engine.dialect.name == "sqlite":
-        assert sorted(keys) == [3, 4, 5, 6, 7]  # after the largest key left (2)
-        assert sorted(b.shelf_id for b in books) == [5, 6, 7, 8, 9]  # after the largest used (4)
+def shelf_factory(session: Session) -> Any:
+    """Shelves whose ``stocked`` trait adds two books after each shelf is built."""
+    own = FactoryRegistry()
+    own.bind(session)
+    book = type(
+        "BookFactory",
+        (SQLAlchemyFactory,),
+        {
+            "Meta": type("Meta", (), {"model": Book, "registry": own}),
+            "title": factory.Sequence(lambda n: f"Book {n}"),
+        },
+    )
+    return type(
+        "ShelfFactory",
+        (SQLAlchemyFactory,),
+        {
+            "Meta": type("Meta", (), {"model": Shelf, "registry": own}),
+            "label": factory.Faker("word"),
+            "Params": type(
+                "Params",
+                (),
+                {"stocked": factory.Trait(books=factory.RelatedFactoryList(book, "shelf", 2))},
+            ),
+        },
+    )

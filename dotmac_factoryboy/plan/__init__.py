@@ -3,7 +3,7 @@
 (``tenant_places``)."""
 
 from ..factory_boy_adapter import is_declaration, targets_of
-from .call import CallPlan, plan_call
+from .call import CallPlan, plan_call, running_hooks
 from .checks import takes_name
 from .nodes import FieldValue, Link, Place, PlanNode
 
@@ -15,6 +15,7 @@ __all__ = [
     "PlanNode",
     "is_declaration",
     "plan_call",
+    "running_hooks",
     "takes_name",
     "targets_of",
 ]

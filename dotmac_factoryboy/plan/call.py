@@ -459,9 +459,38 @@ def _decided_targets(node: PlanNode, value: Any) -> list[Target]:
     the plan knows the decider's value, else nothing (factory_boy decides per object)."""
     if not isinstance(value, Maybe):
         return targets_of(value)
-    name = decider_name(value)
+    branch = decided_branch(node, value)
+    return [] if branch is UNDECIDED else targets_of(branch)
+
+
+def running_hooks(node: PlanNode) -> list[str]:
+    """The factory's post-generation declarations that run at ``node``: all but a ``Maybe``
+    whose branch the plan knows and which runs nothing after the object is built (a trait's
+    ``RelatedFactory`` while the trait is off, say)."""
+    declared = node.factory._meta.post_declarations
+    running = []
+    for name in declared:
+        value = declared[name].declaration
+        while isinstance(value, Maybe):
+            value = decided_branch(node, value)
+        if (
+            value is UNDECIDED
+            or enums.get_builder_phase(value) == enums.BuilderPhase.POST_INSTANTIATION
+        ):
+            running.append(name)
+    return running
+
+
+UNDECIDED = object()
+"""A ``Maybe`` whose decider factory_boy decides per object (the plan does not know it)."""
+
+
+def decided_branch(node: PlanNode, maybe: Maybe) -> Any:
+    """The branch of ``maybe`` at ``node`` when the plan knows its decider's value (a trait
+    flag, a Params value or a field set to a plain value), else ``UNDECIDED``."""
+    name = decider_name(maybe)
     if name is None:
-        return []
+        return UNDECIDED
     shape = shape_of(node.factory)
     given = node.flags.get(name) or node.fields.get(name)
     if given is not None:
@@ -471,10 +500,10 @@ def _decided_targets(node: PlanNode, value: Any) -> list[Target]:
     elif name in shape.traits:
         decided = False
     else:
-        return []
+        return UNDECIDED
     if is_declaration(decided):
-        return []
-    return targets_of(value.yes if decided else value.no)
+        return UNDECIDED
+    return maybe.yes if decided else maybe.no
 
 
 def _pushed(source: str, node: PlanNode) -> str:
