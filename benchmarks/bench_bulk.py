@@ -140,6 +140,43 @@ def core_insert(session: Session, tenant_id: int, size: int) -> None:
     session.flush()
 
 
+def factory_boy_floor(session: Session, tenant_id: int, size: int) -> None:
+    """Rows mode's floor with these declarations: factory_boy's own evaluation of the same fields
+    (``stub_batch``: a Sequence, the same unweighted Faker calls through LazyFunction, a
+    SubFactory; no model instances, no tenant rules), then core_insert's statements."""
+    fake = unweighted_faker(None)
+    the_tenant = tenant_id
+
+    class AddressStub(factory.StubFactory):  # type: ignore[misc]
+        street = factory.LazyFunction(fake.street_address)
+        city = factory.LazyFunction(fake.city)
+        postal_code = factory.LazyFunction(fake.postcode)
+        country = "US"
+        tenant_id = the_tenant
+
+    class CustomerStub(factory.StubFactory):  # type: ignore[misc]
+        customer_number = factory.Sequence(lambda n: f"S-{n + 1:07d}")
+        name = factory.LazyFunction(fake.name)
+        email = factory.LazyFunction(fake.email)
+        phone = factory.LazyFunction(fake.phone_number)
+        type = "residential"
+        status = "active"
+        service_address = factory.SubFactory(AddressStub)
+        tenant_id = the_tenant
+
+    stubs = CustomerStub.stub_batch(size)
+    returned = session.execute(
+        insert(Address).returning(Address.id, sort_by_parameter_order=True),
+        [vars(s.service_address) for s in stubs],
+    )
+    customers = [
+        {**{k: v for k, v in vars(s).items() if k != "service_address"}, "service_address_id": key}
+        for s, (key,) in zip(stubs, returned, strict=True)
+    ]
+    session.execute(insert(Customer), customers)
+    session.flush()
+
+
 def orm_by_hand(session: Session, tenant_id: int, size: int) -> None:
     """The ORM's own floor: instances made by hand from the same Faker calls, one flush."""
     fake = unweighted_faker(None)
@@ -208,6 +245,9 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
                 size
             ),
             "SQLAlchemy Core insert (same Faker calls)": lambda: core_insert(
+                session, tenant_id, size
+            ),
+            "factory_boy stub_batch of the same fields + Core insert": lambda: factory_boy_floor(
                 session, tenant_id, size
             ),
             "SQLAlchemy ORM by hand (same Faker calls, one flush)": lambda: orm_by_hand(
