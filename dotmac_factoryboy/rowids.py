@@ -28,6 +28,8 @@ def rowid_column(table: Table, dialect: Any) -> Any:
     PRIMARY KEY`` of a rowid table), else None."""
     if dialect.name != "sqlite" or not table.dialect_options["sqlite"]["with_rowid"]:
         return None
+    if table.schema is not None:  # an attached database keeps its own sqlite_sequence
+        return None
     column = table.autoincrement_column
     if column is None or len(table.primary_key.columns) != 1:
         return None
@@ -70,14 +72,15 @@ def assign_ahead(session: Session) -> None:
     for instance in session.new:
         state = instance_state(instance)
         by_mapper[state.mapper].append(state)
+    tables = [m.local_table for m in by_mapper]
     deleted = {instance_state(i).mapper for i in session.deleted}
     for mapper, states in by_mapper.items():
-        if len(states) < AHEAD_FROM or mapper in deleted:
+        if len(states) < AHEAD_FROM or mapper in deleted or tables.count(mapper.local_table) > 1:
             continue
-        connection = session.connection(bind_arguments={"mapper": mapper})
-        column = _keyed_ahead(mapper, connection.dialect)
+        column = _keyed_ahead(mapper, session.get_bind(mapper=mapper).dialect)
         if column is None:
             continue
+        connection = session.connection(bind_arguments={"mapper": mapper})
         key = mapper.get_property_by_column(column).key
         if any(state.dict.get(key) is not None or state.insert_order is None for state in states):
             continue
