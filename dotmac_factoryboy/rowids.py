@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import MetaData, Table, delete, false, func, select, text
-from sqlalchemy.orm import InstanceState, Mapper, Session
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.schema import sort_tables_and_constraints
 
@@ -68,19 +68,21 @@ def assign_ahead(session: Session) -> None:
     them in one ``executemany`` instead. Only where that order is certain: one mapper per table,
     no inheritance, no foreign-key cycle, no ``before_insert`` listener, no column the database
     fills, and no new row of the table that has a key already."""
-    by_mapper: dict[Mapper[Any], list[InstanceState[Any]]] = defaultdict(list)
-    for instance in session.new:
-        state = instance_state(instance)
-        by_mapper[state.mapper].append(state)
-    tables = [m.local_table for m in by_mapper]
+    by_class: dict[type[Any], list[Any]] = defaultdict(list)
+    for instance in session.new:  # per object only its class: most flushes stop below
+        by_class[type(instance)].append(instance)
+    mappers = {cls: instance_state(objects[0]).mapper for cls, objects in by_class.items()}
+    tables = [m.local_table for m in mappers.values()]
     deleted = {instance_state(i).mapper for i in session.deleted}
-    for mapper, states in by_mapper.items():
-        if len(states) < AHEAD_FROM or mapper in deleted or tables.count(mapper.local_table) > 1:
+    for cls, objects in by_class.items():
+        mapper = mappers[cls]
+        if len(objects) < AHEAD_FROM or mapper in deleted or tables.count(mapper.local_table) > 1:
             continue
         column = _keyed_ahead(mapper, session.get_bind(mapper=mapper).dialect)
         if column is None:
             continue
         connection = session.connection(bind_arguments={"mapper": mapper})
+        states = [instance_state(i) for i in objects]
         key = mapper.get_property_by_column(column).key
         if any(state.dict.get(key) is not None or state.insert_order is None for state in states):
             continue

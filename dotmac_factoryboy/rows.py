@@ -45,12 +45,12 @@ def refuse_what_needs_instances(
         factory_cls, where = node.factory, node.label or "the root"
         name = factory_cls.__name__
         reason = None
+        hooks = {*running_hooks(node), *_post_values(node)}
         if overrides(factory_cls, "_create"):
             reason = f"{name} overrides _create"
         elif factory_cls._meta.sqlalchemy_get_or_create:
             reason = f"{name} uses sqlalchemy_get_or_create"
-        elif running_hooks(node) or _post_values(node):
-            hooks = {*running_hooks(node), *_post_values(node)}
+        elif hooks:
             reason = f"{name} has post-generation declarations ({', '.join(sorted(hooks))})"
         else:
             reason = _mapping_reason(sa_inspect(factory_cls._meta.model), node)
@@ -244,16 +244,16 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
     groups: dict[frozenset[str], list[int]] = defaultdict(list)
     for position, row in enumerate(rows):
         groups[frozenset(row)].append(position)
+    rowid = rowid_column(table, connection.dialect)
     for shape, positions in groups.items():
         # the key, and what the database or a column default filled: the instance learns both,
         # as the ORM's flush would tell it
         filled = [c for c in table.columns if c.key not in shape and not c.primary_key]
-        rowid = rowid_column(table, connection.dialect)
         keys = None
         if rowid is not None and rowid.key not in shape and len(positions) >= AHEAD_FROM:
             take_write_lock(connection, table)
             keys = next_rowids(connection, table, len(positions))
-        if rowid is not None and keys is not None:
+        if keys is not None:
             keyed = [
                 (instances[p], {**rows[p], rowid.key: k})
                 for p, k in zip(positions, keys, strict=True)

@@ -463,6 +463,10 @@ def _decided_targets(node: PlanNode, value: Any) -> list[Target]:
     return [] if branch is UNDECIDED else targets_of(branch)
 
 
+UNDECIDED = object()
+"""A ``Maybe`` whose decider factory_boy decides per object (the plan does not know it)."""
+
+
 def running_hooks(node: PlanNode) -> list[str]:
     """The factory's post-generation declarations that run at ``node``: all but a ``Maybe``
     whose branch the plan knows and which runs nothing after the object is built (a trait's
@@ -479,10 +483,6 @@ def running_hooks(node: PlanNode) -> list[str]:
         ):
             running.append(name)
     return running
-
-
-UNDECIDED = object()
-"""A ``Maybe`` whose decider factory_boy decides per object (the plan does not know it)."""
 
 
 def decided_branch(node: PlanNode, maybe: Maybe) -> Any:
