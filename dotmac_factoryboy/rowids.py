@@ -68,8 +68,11 @@ def assign_ahead(session: Session) -> None:
     them in one ``executemany`` instead. Only where that order is certain: one mapper per table,
     no inheritance, no foreign-key cycle, no ``before_insert`` listener, no column the database
     fills, and no new row of the table that has a key already."""
+    new = session.new
+    if len(new) < AHEAD_FROM:  # a single create(): nothing to learn, nothing to build
+        return
     by_class: dict[type[Any], list[Any]] = defaultdict(list)
-    for instance in session.new:  # per object only its class: most flushes stop below
+    for instance in new:  # per object only its class: most flushes stop below
         by_class[type(instance)].append(instance)
     mappers = {cls: instance_state(objects[0]).mapper for cls, objects in by_class.items()}
     tables = [m.local_table for m in mappers.values()]
