@@ -291,7 +291,14 @@ _MAPPED: dict[type[Any], bool] = {}
 
 def _may_hold_rows(kind: type[Any]) -> bool:
     """Whether a value of type ``kind`` may be or hold mapped rows (collections are looked into)."""
-    return issubclass(kind, _COLLECTIONS) or _is_mapped(kind)
+    known = _HOLDS_ROWS.get(kind)
+    if known is None:
+        known = _HOLDS_ROWS[kind] = issubclass(kind, _COLLECTIONS) or _is_mapped(kind)
+    return known
+
+
+_HOLDS_ROWS: dict[type[Any], bool] = {}
+"""``_may_hold_rows`` per type, once asked (an unknown type may hold rows)."""
 
 
 def _is_mapped(kind: type[Any]) -> bool:
@@ -331,7 +338,12 @@ def check_object(
     spec = spec_for(factory_cls)
     if spec is None:
         return kwargs
+    names_tenant = (spec.field, spec.relationship)
     for key, value in kwargs.items():
+        # most keywords are plain values (str, int...) at fields that name no tenant: one type
+        # lookup each instead of the general walk
+        if key not in names_tenant and not _HOLDS_ROWS.get(type(value), True):
+            continue
         for ref in _tenants_named(spec, key, value):
             if not ref.same(tenant) and not _CROSS.get():
                 raise _conflict(factory_cls, (str(tenant), "the build tree"), (str(ref), key))

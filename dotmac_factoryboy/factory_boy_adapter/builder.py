@@ -17,7 +17,6 @@ declarations' ``_defaults``: factory_boy has no public hook for building from a 
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from factory import enums, errors
 from factory.builder import DeclarationWithContext, parse_declarations
 from factory.declarations import SKIP, LazyFunction, Sequence, Skip, SubFactory
 
+from ..context import shallow_copy
 from ..errors import SkippedPlaceError
 from . import SPLITTER, declared_key, is_factory, lasting_class, without_values
 
@@ -94,7 +94,7 @@ class CompiledFactory:
     def bound(self, factory_meta: Any, extras: dict[str, Any]) -> CompiledFactory:
         """This parse for another call of the same shape: its factory's options (an empty
         subclass's own, which pytest-factoryboy edits), sequence and plain values."""
-        mine = copy.copy(self)
+        mine = shallow_copy(self)
         mine.factory_meta = factory_meta
         mine.init_sequence = extras.get("__sequence")
         fast = mine.fast = dict(self.fast)

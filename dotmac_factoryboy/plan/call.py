@@ -11,7 +11,6 @@ rule never decides anything.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -24,6 +23,7 @@ from factory.declarations import SKIP, Maybe
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import InstanceState
 
+from ..context import shallow_copy
 from ..customizations import Customization, LinkOnly, Routed, format_path
 from ..errors import CustomizationError, LinkOnlyError
 from ..factory_boy_adapter import (
@@ -170,7 +170,7 @@ class CallPlan:
     def rebound(self, factory_cls: Any, kwargs: Mapping[str, Any]) -> CallPlan:
         """A copy of this plan for a call of the same shape: ``kwargs`` as the caller's values,
         ``factory_cls`` (this plan's, or an empty subclass of it) at the root."""
-        plan = copy.copy(self)
+        plan = shallow_copy(self)
         plan.factory = factory_cls
         plan._caller = ("caller", kwargs)
         plan.tenant = None
@@ -181,7 +181,7 @@ class CallPlan:
         def own(node: PlanNode) -> PlanNode:
             mine = copies.get(id(node))
             if mine is None:
-                mine = copies[id(node)] = copy.copy(node)
+                mine = copies[id(node)] = shallow_copy(node)
                 mine.layers = []  # the walk's inputs: only the walk reads them
                 mine.fields, mine.flags = dict(node.fields), dict(node.flags)
                 mine.children = dict(node.children)

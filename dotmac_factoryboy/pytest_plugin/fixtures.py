@@ -167,8 +167,13 @@ def _dotmac_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """What every test gets: its rows tracked in a scope of its own, a factory it uses bound to
     its ``factory_session`` on first use, and reproducible data. One fixture, as pytest's own
     cost is per fixture."""
-    with _lazily_bound(request), _reproducible(request):
-        yield
+    try:
+        with _lazily_bound(request), _reproducible(request):
+            yield
+    finally:
+        for own in _PER_TEST_CLASSES:  # a tenant set through a *_factory fixture ends here
+            if TENANT_DEFAULT in vars(own):
+                type.__delattr__(own, TENANT_DEFAULT)
 
 
 @contextmanager
@@ -252,11 +257,16 @@ def per_test_factory(factory_cls: Any, fixture_name: str) -> Any:
     fixture; it is removed after every test. The subclass is made once, not per test: a class
     costs as much as a small ``create()``."""
     own = type(factory_cls.__name__, (factory_cls,), {"__module__": factory_cls.__module__})
+    _PER_TEST_CLASSES.append(own)
 
     @pytest.fixture(name=fixture_name)
-    def per_test(factory_binding: Session) -> Iterator[Any]:
-        yield own
-        if TENANT_DEFAULT in vars(own):
-            type.__delattr__(own, TENANT_DEFAULT)
+    def per_test(factory_binding: Session) -> Any:
+        # A plain fixture, no teardown of its own (pytest's cost is per finalizer): every
+        # test's ``_dotmac_test`` removes what a test set on these classes.
+        return own
 
     return per_test
+
+
+_PER_TEST_CLASSES: list[Any] = []
+"""The classes ``*_factory`` fixtures hand out (one per registered factory and fixture name)."""
