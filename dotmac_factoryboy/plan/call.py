@@ -150,6 +150,7 @@ class CallPlan:
         self.customized: dict[tuple[str, ...], Customization] = {}
         """Each customized place and the ``customize()`` aimed at it (one per place)."""
         self._links: list[tuple[tuple[str, ...], LinkOnly]] = []
+        self._listed: tuple[PlanNode, list[PlanNode]] | None = None
         self._caller: Layer = ("caller", kwargs)
         for item in routed:
             if not isinstance(item, (LinkOnly, Customization)):
@@ -345,12 +346,16 @@ class CallPlan:
     # -- routing ----------------------------------------------------------------------------
 
     def _places(self) -> Iterator[PlanNode]:
-        """Every node, breadth first (root first)."""
-        queue = [self.root]
-        while queue:
-            node = queue.pop(0)
-            yield node
-            queue.extend(node.children.values())
+        """Every node, breadth first (root first): listed once per root (a call asks several
+        times; the tree only changes by a new root, from a walk or ``rebound``)."""
+        listed = self._listed
+        if listed is None or listed[0] is not self.root:
+            queue, order = [self.root], []
+            for node in queue:  # grows while it is read: breadth first
+                order.append(node)
+                queue.extend(node.children.values())
+            listed = self._listed = (self.root, order)
+        return iter(listed[1])
 
     def tenant_label(self) -> str:
         """The tenant place, as errors name it."""
