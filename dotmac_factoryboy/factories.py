@@ -607,9 +607,9 @@ def _failing_index(pending: list[Saved], sessions: list[Session]) -> int | None:
 
 def _first_failing(pending: list[Saved], sessions: list[Session]) -> int | None:
     """The batch index of the first tree whose flush fails, or None."""
-    for index in sorted({p.index for p in pending}):
+    for index in sorted({p.batch_index for p in pending}):
         try:
-            for saved in (p for p in pending if p.index == index):
+            for saved in (p for p in pending if p.batch_index == index):
                 saved.session.add(saved.instance)
             for session in sessions:
                 session.flush()
