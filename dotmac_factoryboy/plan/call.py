@@ -350,10 +350,9 @@ class CallPlan:
         times; the tree only changes by a new root, from a walk or ``rebound``)."""
         listed = self._listed
         if listed is None or listed[0] is not self.root:
-            queue, order = [self.root], []
-            for node in queue:  # grows while it is read: breadth first
-                order.append(node)
-                queue.extend(node.children.values())
+            order = [self.root]
+            for node in order:  # grows while it is read: breadth first
+                order.extend(node.children.values())
             listed = self._listed = (self.root, order)
         return iter(listed[1])
 
