@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from factory import enums
@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.orm import Session
 
 from .collector import collector_paused
-from .context import set_for_block
+from .context import set_for_block, shallow_copy
 from .customizations import Customization, LinkOnly, Routed
 from .errors import BatchError, BatchSizeError, ConfigurationError, RowsModeError
 from .factory_boy_adapter import STOCK_BASES, overrides
@@ -422,7 +422,7 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
             with unit_of_work(unit):
                 for index in range(number):
                     unit.index = index
-                    each = replace(tree, tenant=tree.tenant)
+                    each = shallow_copy(tree)
                     with _entered(each):
                         if builder is None or tree.makes_tenant:  # else every tree is alike
                             builder = compiled(cls, enums.CREATE_STRATEGY, each.kwargs())

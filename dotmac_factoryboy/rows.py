@@ -93,14 +93,17 @@ def new_row(model_class: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any
     otherwise through the model's constructor, as ``create_batch`` does."""
     shape = _shape(model_class)
     mapper = shape.mapper
-    if args or not shape.plain or any(key not in mapper.attrs for key in kwargs):
+    if args or not shape.plain:
         return model_class(*args, **kwargs)
-    instance = mapper.class_manager.new_instance()
     if kwargs.keys() <= shape.scalars:
+        instance = shape.new_instance()
         # Into the new state's dict, as SQLAlchemy's loader fills a loaded row: for a new state
         # (nothing committed, expired or pending) this is what set_committed_value does.
         _state(instance).dict.update(kwargs)
         return instance
+    if any(key not in mapper.attrs for key in kwargs):
+        return model_class(*args, **kwargs)
+    instance = shape.new_instance()
     for key, value in kwargs.items():
         set_committed_value(instance, key, value)
     return instance
@@ -123,6 +126,8 @@ class _Shape:
     """(relationship key, the parent's collection) of many-to-one relationships with a reverse."""
     primary: tuple[str, ...]
     """The attribute keys of the table's primary key columns, in order."""
+    new_instance: Callable[[], Any]
+    """A new instance with its state, without running the constructor."""
 
 
 def _state(instance: Any) -> InstanceState[Any]:
@@ -164,6 +169,7 @@ def _shape(model_class: type[Any]) -> _Shape:
             primary=tuple(
                 mapper.get_property_by_column(c).key for c in mapper.local_table.primary_key
             ),
+            new_instance=manager.new_instance,
         )
     return found
 

@@ -88,7 +88,44 @@ class Positional(factory.Factory):
     second = factory.Faker("word")
 
 
+class Flagged(factory.Factory):
+    """Maybes whose decider reads a field the call may leave undeclared (trait flags): our
+    builder decides those once per parse."""
+
+    class Meta:
+        model = Thing
+
+    class Params:
+        vip = factory.Trait(grade=factory.Faker("word"), tier="gold")
+        wholesale = factory.Trait(vip=True, tier="bulk")
+
+    grade = "standard"
+    tier = "basic"
+    nick = factory.Maybe(
+        factory.SelfAttribute("absent", default=True),
+        yes_declaration=factory.Faker("first_name"),
+        no_declaration="never",
+    )
+    sponsor = factory.Maybe(
+        factory.SelfAttribute("absent", default=False),
+        yes_declaration=None,
+        no_declaration=factory.SubFactory(Owner),
+    )
+    nested = factory.Maybe(
+        factory.SelfAttribute("absent", default=0),
+        yes_declaration="no",
+        no_declaration=factory.Maybe(
+            factory.SelfAttribute("tier"), yes_declaration=factory.Sequence(str), no_declaration=1
+        ),
+    )
+    flat = factory.Maybe("unset_flag", yes_declaration="yes", no_declaration=factory.Faker("word"))
+
+
 CASES: list[tuple[type[factory.Factory], dict[str, Any]]] = [
+    (Flagged, {}),
+    (Flagged, {"vip": True}),
+    (Flagged, {"wholesale": True, "absent": False, "unset_flag": 1}),
+    (Flagged, {"absent": True, "tier": ""}),
     (Owner, {}),
     (Item, {}),
     (Item, {"premium": True}),
@@ -116,11 +153,22 @@ def test_our_builder_builds_what_factory_boy_builds(
         reseed_random(99)
         factory_cls.reset_sequence()
         Owner.reset_sequence()
+        Flagged.reset_sequence()
         for iterator in (Item.kind_,):
             iterator.reset()
         made.append([plain(build(factory_cls, dict(kwargs))) for _ in range(4)])
     assert made[0] == made[1]
     assert made[0][0] != made[0][1]  # the objects differ (sequence and Faker moved on)
+
+
+def test_a_maybe_on_an_undeclared_flag_is_decided_once_per_parse() -> None:
+    # the case above compares the values; this shows the fast path was the one taken
+    undecided = compiled(Flagged, enums.BUILD_STRATEGY, {"absent": True})
+    decided = compiled(Flagged, enums.BUILD_STRATEGY, {})
+    assert {"nick", "flat"} <= set(decided.leaves)
+    assert "sponsor" in decided.fast
+    assert not {"nick", "sponsor"} & set(undecided.leaves)
+    assert "flat" in undecided.leaves  # it reads another flag
 
 
 def test_one_parse_builds_many_objects_like_many_calls() -> None:

@@ -25,7 +25,16 @@ import factory
 import faker
 from factory import enums, errors
 from factory.builder import DeclarationWithContext, parse_declarations
-from factory.declarations import SKIP, LazyFunction, Sequence, Skip, SubFactory
+from factory.declarations import (
+    _UNSPECIFIED,
+    SKIP,
+    LazyFunction,
+    Maybe,
+    SelfAttribute,
+    Sequence,
+    Skip,
+    SubFactory,
+)
 
 from ..context import shallow_copy
 from ..errors import SkippedPlaceError
@@ -58,12 +67,18 @@ class CompiledFactory:
         self.declarations: dict[str, DeclarationWithContext] = {name: pre[name] for name in pre}
         self.post: list[tuple[str, DeclarationWithContext]] = [(n, post[n]) for n in post.sorted()]
         self.fast: dict[str, Evaluate] = {}
+        self.leaves: dict[str, Evaluate] = {}
+        """Fast fields that read nothing of the object (constants, draws, sequences): the build
+        loop sets them without going through the resolver."""
         if LOGGER.isEnabledFor(logging.DEBUG):
             return
         for name, found in self.declarations.items():
-            fast = _precompiled(found.declaration, found.context, self)
+            declaration = _decided(found.declaration, self.declarations)
+            fast = _precompiled(declaration, found.context, self)
             if fast is not None:
                 self.fast[name] = fast
+                if type(declaration) is not SubFactory and not hasattr(Resolver, name):
+                    self.leaves[name] = fast
 
     def build(self, parent_step: BuildStep | None = None, force_sequence: int | None = None) -> Any:
         """Build (or create) one object, exactly as ``StepBuilder.build`` does."""
@@ -77,7 +92,13 @@ class CompiledFactory:
         step = BuildStep(self, sequence, parent_step)
         stub = step.stub
         attributes = step.attributes
+        values = stub._Resolver__values
+        leaves = self.leaves
         for name in self.order:
+            leaf = leaves.get(name)
+            if leaf is not None and name not in values:  # read by no field before its turn
+                attributes[name] = values[name] = leaf(step)
+                continue
             value = getattr(stub, name)  # as StepBuilder: a real attribute wins
             attributes[name] = SKIP if isinstance(value, SkippedPlace) else value
         args, kwargs = meta.prepare_arguments(attributes)
@@ -98,10 +119,13 @@ class CompiledFactory:
         mine.factory_meta = factory_meta
         mine.init_sequence = extras.get("__sequence")
         fast = mine.fast = dict(self.fast)
+        leaves = mine.leaves = dict(self.leaves)
         declarations = mine.declarations = dict(self.declarations)
         for name, value in extras.items():
             if name in fast and enums.get_builder_phase(value) is None:
                 fast[name] = _constant(value)
+                if not hasattr(Resolver, name):
+                    leaves[name] = fast[name]
                 declarations[name] = declarations[name]._replace(declaration=value)
         return mine
 
@@ -321,6 +345,25 @@ class Resolver:
 
     def __repr__(self) -> str:
         return f"<Resolver for {self.__step!r}>"
+
+
+def _decided(declaration: Any, declared: dict[str, Any]) -> Any:
+    """The branch a ``Maybe`` always takes in this parse, when its decider reads a field the
+    parse does not declare (a trait flag the call leaves unset): ``SelfAttribute`` then finds no
+    such field on the resolver and gives its default, for every object. Anything else as is."""
+    while type(declaration) is Maybe:
+        decider = declaration.decider
+        if (
+            type(decider) is not SelfAttribute
+            or decider.depth > 1
+            or "." in decider.attribute_name
+            or decider.attribute_name in declared
+            or hasattr(Resolver, decider.attribute_name)
+            or decider.default is _UNSPECIFIED
+        ):
+            break
+        declaration = declaration.yes if decider.default else declaration.no
+    return declaration
 
 
 def _precompiled(declaration: Any, context: dict[str, Any], builder: CompiledFactory) -> Any:
