@@ -16,7 +16,7 @@ refused when written, before anything of that write goes out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +126,12 @@ class _Shape:
     """(relationship key, the parent's collection) of many-to-one relationships with a reverse."""
     primary: tuple[str, ...]
     """The attribute keys of the table's primary key columns, in order."""
+    linked: tuple[tuple[str, str], ...]
+    """(attribute key, column key) of the columns a row takes from its parents."""
+    self_parents: tuple[str, ...]
+    """Many-to-one relationships to the same class (a row's parent may be in the same batch)."""
+    attribute_of: dict[str, str]
+    """Column key -> attribute key, for every column attribute."""
     new_instance: Callable[[], Any]
     """A new instance with its state, without running the constructor."""
 
@@ -170,6 +176,13 @@ def _shape(model_class: type[Any]) -> _Shape:
                 mapper.get_property_by_column(c).key for c in mapper.local_table.primary_key
             ),
             new_instance=manager.new_instance,
+            linked=tuple(
+                (mapper.get_property_by_column(c).key, str(c.key))
+                for c in {c: None for r in parents for c in r.local_columns}
+                if c in mapper.columns.values()
+            ),
+            self_parents=tuple(r.key for r in parents if r.mapper is mapper),
+            attribute_of={str(p.columns[0].key): p.key for p in mapper.column_attrs},
         )
     return found
 
@@ -185,6 +198,9 @@ def write_rows(session: Session, instances: list[Any]) -> None:
     for table in _parents_first(by_mapper):
         for mapper in (m for m in by_mapper if m.local_table is table):
             waiting = by_mapper[mapper]
+            if not _shape(mapper.class_).self_parents:
+                _insert(connection, mapper, table, waiting)
+                continue
             while waiting:  # a self-reference: rows whose parent is written go first
                 ready = [i for i in waiting if _parents_written(mapper, i)]
                 if not ready:
@@ -233,30 +249,30 @@ def _points_at(child: Any, parent: Any) -> bool:
 
 
 def _parents_written(mapper: Mapper[Any], instance: Any) -> bool:
-    state = _state(instance)
-    for rel in _shape(mapper.class_).parents:
-        if rel.mapper is mapper:
-            parent = state.dict.get(rel.key)
-            if parent is not None and _state(parent).key is None:
-                return False
+    values = _state(instance).dict
+    for key in _shape(mapper.class_).self_parents:
+        parent = values.get(key)
+        if parent is not None and _state(parent).key is None:
+            return False
     return True
 
 
 def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[Any]) -> None:
     """One multi-row INSERT per shape of row, keys returned in parameter order (on SQLite,
     assigned ahead: see ``rowids``)."""
-    rows = [_row(mapper, i) for i in instances]
+    shape = _shape(mapper.class_)
+    rows = [_row(shape, i) for i in instances]
     primary = list(table.primary_key.columns)
-    groups: dict[frozenset[str], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for position, row in enumerate(rows):
-        groups[frozenset(row)].append(position)
+        groups[tuple(row)].append(position)  # _row lists a shape's columns in one order
     rowid = rowid_column(table, connection.dialect)
-    for shape, positions in groups.items():
+    for given, positions in groups.items():
         # the key, and what the database or a column default filled: the instance learns both,
         # as the ORM's flush would tell it
-        filled = [c for c in table.columns if c.key not in shape and not c.primary_key]
+        filled = [c for c in table.columns if c.key not in given and not c.primary_key]
         keys = None
-        if rowid is not None and rowid.key not in shape and len(positions) >= AHEAD_FROM:
+        if rowid is not None and rowid.key not in given and len(positions) >= AHEAD_FROM:
             take_write_lock(connection, table)
             keys = next_rowids(connection, table, len(positions))
         if keys is not None:
@@ -264,17 +280,17 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
                 (instances[p], {**rows[p], rowid.key: k})
                 for p, k in zip(positions, keys, strict=True)
             ]
-            _insert_keyed(connection, mapper, table, rowid, filled, keyed)
+            _insert_keyed(connection, shape, table, rowid, filled, keyed)
             continue
         statement = insert(table).returning(*primary, *filled, sort_by_parameter_order=True)
         result = connection.execute(statement, [rows[p] for p in positions])
         for position, returned in zip(positions, result, strict=True):
-            _returned(mapper, instances[position], rows[position], filled, tuple(returned))
+            _returned(shape, instances[position], rows[position], filled, tuple(returned))
 
 
 def _insert_keyed(
     connection: Any,
-    mapper: Mapper[Any],
+    shape: _Shape,
     table: Table,
     rowid: Any,
     filled: list[Any],
@@ -285,16 +301,16 @@ def _insert_keyed(
     if not filled:
         connection.execute(insert(table), [row for _, row in keyed])
         for instance, row in keyed:
-            _returned(mapper, instance, row, filled, (row[rowid.key],))
+            _written(shape, instance, row, (row[rowid.key],))
         return
     result = connection.execute(insert(table).returning(rowid, *filled), [r for _, r in keyed])
     by_key = {values[0]: tuple(values) for values in result}
     for instance, row in keyed:
-        _returned(mapper, instance, row, filled, by_key[row[rowid.key]])
+        _returned(shape, instance, row, filled, by_key[row[rowid.key]])
 
 
 def _returned(
-    mapper: Mapper[Any],
+    shape: _Shape,
     instance: Any,
     row: dict[str, Any],
     filled: list[Any],
@@ -302,49 +318,74 @@ def _returned(
 ) -> None:
     """Hand an instance what its INSERT returned: its key, and the columns the database filled."""
     keys = len(values) - len(filled)
-    written = {**row, **{c.key: v for c, v in zip(filled, values[keys:], strict=True)}}
-    _written(mapper, instance, written, values[:keys])
+    if filled:
+        row = {**row, **{c.key: v for c, v in zip(filled, values[keys:], strict=True)}}
+        _written(shape, instance, row, values[:keys], [str(c.key) for c in filled])
+    else:
+        _written(shape, instance, row, values[:keys])
 
 
-def _row(mapper: Mapper[Any], instance: Any) -> dict[str, Any]:
+def _row(shape: _Shape, instance: Any) -> dict[str, Any]:
     """The instance's column values by column key, foreign keys taken from its parents."""
     values = _state(instance).dict
-    shape = _shape(mapper.class_)
     row = {column: values[key] for key, column in shape.columns if key in values}
     for rel in shape.parents:
         parent = values.get(rel.key)
         if parent is not None:
-            row.update(_keys_from(rel, parent))
+            _keys_from(rel, parent, row)
     return row
 
 
-def _keys_from(rel: Any, parent: Any) -> dict[str, Any]:
-    """The child's foreign-key values from its parent: a key column from the parent's identity
-    (readable even when the parent is detached and expired), another column from the parent."""
+def _keys_from(rel: Any, parent: Any, row: dict[str, Any]) -> None:
+    """Set the child's foreign-key values from its parent: a key column from the parent's
+    identity (readable even when the parent is detached and expired), another column from the
+    parent."""
     state = _state(parent)
-    primary = list(state.mapper.primary_key)
-    values = {}
-    for local, remote in rel.local_remote_pairs:
-        position = next((i for i, c in enumerate(primary) if c is remote), None)
-        if position is not None and state.identity is not None:
-            values[str(local.key)] = state.identity[position]
+    identity = state.identity
+    for local, position, remote in _pairs(rel, state.mapper):
+        if position is not None and identity is not None:
+            row[local] = identity[position]
         else:
-            values[str(local.key)] = getattr(
-                parent, state.mapper.get_property_by_column(remote).key
+            row[local] = getattr(parent, remote)
+
+
+_PAIRS: dict[tuple[Any, Mapper[Any]], tuple[tuple[str, int | None, str], ...]] = {}
+
+
+def _pairs(rel: Any, parent: Mapper[Any]) -> tuple[tuple[str, int | None, str], ...]:
+    """(local column key, the remote column's place in the parent's identity or None, the
+    parent's attribute key) for each column pair of a many-to-one relationship."""
+    found = _PAIRS.get((rel, parent))
+    if found is None:
+        primary = list(parent.primary_key)
+        found = _PAIRS[(rel, parent)] = tuple(
+            (
+                str(local.key),
+                next((i for i, c in enumerate(primary) if c is remote), None),
+                parent.get_property_by_column(remote).key,
             )
-    return values
+            for local, remote in rel.local_remote_pairs
+        )
+    return found
 
 
 def _written(
-    mapper: Mapper[Any], instance: Any, row: dict[str, Any], keys: tuple[Any, ...]
+    shape: _Shape,
+    instance: Any,
+    row: dict[str, Any],
+    keys: tuple[Any, ...],
+    filled: Sequence[str] = (),
 ) -> None:
-    """Give the instance its key and synced foreign keys, as a detached row with an identity."""
-    shape = _shape(mapper.class_)
+    """Give the instance its key, the foreign keys it took from its parents and what the
+    database filled, as the flush leaves them; then make it a detached row with an identity.
+    Its other columns are already its own values (the row was read from them)."""
     values = _state(instance).dict
     values.update(zip(shape.primary, keys, strict=True))
-    for key, column in shape.columns:  # committed values, as the flush leaves them
+    for key, column in shape.linked:
         if column in row:
             values[key] = row[column]
+    for column in filled:
+        values[shape.attribute_of[column]] = row[column]
     make_transient_to_detached(instance)
     for key, collection in shape.backrefs:  # a persistent parent's collection took it
         parent = values.get(key)

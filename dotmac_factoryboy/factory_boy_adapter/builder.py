@@ -110,6 +110,7 @@ class CompiledFactory:
             for name, found in self.post
         }
         meta.use_postgeneration_results(instance=instance, step=step, results=results)
+        del step.stub  # the step and its resolver hold each other: free both without the collector
         return instance
 
     def bound(self, factory_meta: Any, extras: dict[str, Any]) -> CompiledFactory:
