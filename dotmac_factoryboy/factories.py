@@ -32,9 +32,9 @@ from .persistence import (
     unit_of_work,
 )
 from .plan import CallPlan, plan_call, running_hooks, takes_name
-from .registry import CleanupHandler, FactoryRegistry, registry
+from .registry import CleanupHandler, FactoryRegistry, TrackedRow, registry
 from .rows import new_row, refuse_what_needs_instances
-from .scoping import TenantRef, remember_tenant_factory, tenant_ref
+from .scoping import TenantRef, TenantSpec, remember_tenant_factory, spec_for, tenant_ref
 from .session import (
     async_session_of,
     autocommits,
@@ -57,6 +57,7 @@ class BuildTree:
     parent: BuildTree | None
     tenant: TenantRef | None = None
     sessions: dict[Any, Session] = field(default_factory=dict)
+    specs: dict[Any, TenantSpec | None] = field(default_factory=dict)
 
     @property
     def makes_tenant(self) -> bool:
@@ -70,6 +71,12 @@ class BuildTree:
             assert self.plan.tenant is not None and self.plan.tenant.place is not None
             self.tenant = _make_tenant(self.plan, self.plan.tenant.place, self.strategy)
         return self.plan.kwargs(self.tenant)
+
+    def spec(self, factory_cls: Any) -> TenantSpec | None:
+        """How ``factory_cls``'s rows name their tenant (read once per call)."""
+        if factory_cls not in self.specs:
+            self.specs[factory_cls] = spec_for(factory_cls)
+        return self.specs[factory_cls]
 
     def session(self, factory_cls: Any) -> Session:
         """The session ``factory_cls`` writes through in this call (resolved once per call)."""
@@ -445,13 +452,15 @@ class SQLAlchemyFactory(SQLAlchemyModelFactory, Generic[ModelT], metaclass=Facto
     @classmethod
     def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
         tree = current_tree()
-        kwargs = check_object(cls, kwargs, tree.tenant if tree else None)
+        if tree is not None and tree.tenant is not None:
+            kwargs = check_object(cls, kwargs, tree.tenant, tree.spec(cls))
         return super()._build(model_class, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     @classmethod
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
         tree = current_tree()
-        kwargs = check_object(cls, kwargs, tree.tenant if tree else None)
+        if tree is not None and tree.tenant is not None:
+            kwargs = check_object(cls, kwargs, tree.tenant, tree.spec(cls))
         session = tree.session(cls) if tree is not None else session_for(cls)
         if cls._meta.sqlalchemy_get_or_create:
             unit = current_unit()
@@ -563,8 +572,13 @@ def _primary_key(instance: Any) -> Any:
 
 def _track(unit: UnitOfWork) -> None:
     """Track what a unit of work wrote, once all of it is in the database."""
+    by_registry: dict[int, tuple[FactoryRegistry, list[TrackedRow]]] = {}
     for saved in unit.written:
-        registry_of(saved.factory).track(saved.instance, saved.factory, saved.session)
+        chosen = registry_of(saved.factory)
+        rows = by_registry.setdefault(id(chosen), (chosen, []))[1]
+        rows.append(TrackedRow(saved.instance, saved.factory, saved.session))
+    for chosen, rows in by_registry.values():
+        chosen.track_many(rows)
 
 
 def _one_by_one(

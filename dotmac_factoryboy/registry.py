@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import inspect as sa_inspect
 
@@ -43,9 +43,9 @@ def factory_name_of(factory_cls: Any) -> str:
     return f"{_snake(factory_cls.__name__.removesuffix('Factory'))}_factory"
 
 
-@dataclass(frozen=True)
-class TrackedRow:
-    """One instance a factory created, with the factory and the session that wrote it."""
+class TrackedRow(NamedTuple):
+    """One instance a factory created, with the factory and the session that wrote it (a named
+    tuple: one is made per created row)."""
 
     instance: Any
     factory: FactoryClass
@@ -247,6 +247,12 @@ class FactoryRegistry:
         scope = self.current_scope
         with scope.lock:
             scope.rows.append(TrackedRow(instance, factory_cls, session))
+
+    def track_many(self, rows: Iterable[TrackedRow]) -> None:
+        """Record rows the factories created, in order (one batch's)."""
+        scope = self.current_scope
+        with scope.lock:
+            scope.rows.extend(rows)
 
     @property
     def instances(self) -> list[Any]:

@@ -34,7 +34,6 @@ from .scoping import (
     TenantSpec,
     injected,
     is_tenant_model,
-    spec_for,
     spec_for_model,
     tenant_models,
     tenant_of,
@@ -330,12 +329,10 @@ def _row_by_key(node: PlanNode, key: str, given: dict[str, Any]) -> Any:
 
 
 def check_object(
-    factory_cls: Any, kwargs: dict[str, Any], tenant: TenantRef | None
+    factory_cls: Any, kwargs: dict[str, Any], tenant: TenantRef, spec: TenantSpec | None
 ) -> dict[str, Any]:
-    """Inject the tree's tenant into one object's keywords; refuse values of another tenant."""
-    if tenant is None:
-        return kwargs
-    spec = spec_for(factory_cls)
+    """Inject the tree's tenant into one object's keywords; refuse values of another tenant.
+    ``spec`` is ``spec_for(factory_cls)``, which the caller keeps for its whole call."""
     if spec is None:
         return kwargs
     names_tenant = (spec.field, spec.relationship)

@@ -94,6 +94,7 @@ class Flagged(factory.Factory):
 
     class Meta:
         model = Thing
+        exclude = ("secret",)
 
     class Params:
         vip = factory.Trait(grade=factory.Faker("word"), tier="gold")
@@ -119,6 +120,9 @@ class Flagged(factory.Factory):
         ),
     )
     flat = factory.Maybe("unset_flag", yes_declaration="yes", no_declaration=factory.Faker("word"))
+    gone = factory.Maybe(factory.SelfAttribute("absent", default=False), yes_declaration=1)
+    secret = factory.Faker("word")
+    shown = factory.LazyAttribute(lambda o: o.secret.upper())
 
 
 CASES: list[tuple[type[factory.Factory], dict[str, Any]]] = [

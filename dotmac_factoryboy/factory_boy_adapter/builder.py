@@ -24,6 +24,7 @@ from typing import Any
 import factory
 import faker
 from factory import enums, errors
+from factory.base import BaseFactory, FactoryOptions
 from factory.builder import DeclarationWithContext, parse_declarations
 from factory.declarations import (
     _UNSPECIFIED,
@@ -66,6 +67,7 @@ class CompiledFactory:
         self.order: list[str] = list(pre)
         self.declarations: dict[str, DeclarationWithContext] = {name: pre[name] for name in pre}
         self.post: list[tuple[str, DeclarationWithContext]] = [(n, post[n]) for n in post.sorted()]
+        self.prepare = _preparer(factory_meta)
         self.fast: dict[str, Evaluate] = {}
         self.leaves: dict[str, Evaluate] = {}
         """Fast fields that read nothing of the object (constants, draws, sequences): the build
@@ -101,7 +103,7 @@ class CompiledFactory:
                 continue
             value = getattr(stub, name)  # as StepBuilder: a real attribute wins
             attributes[name] = SKIP if isinstance(value, SkippedPlace) else value
-        args, kwargs = meta.prepare_arguments(attributes)
+        args, kwargs = self.prepare(attributes)
         instance = meta.instantiate(step=step, args=args, kwargs=kwargs)
         results = {
             name: found.declaration.evaluate_post(
@@ -117,7 +119,9 @@ class CompiledFactory:
         """This parse for another call of the same shape: its factory's options (an empty
         subclass's own, which pytest-factoryboy edits), sequence and plain values."""
         mine = shallow_copy(self)
-        mine.factory_meta = factory_meta
+        if factory_meta is not self.factory_meta:
+            mine.factory_meta = factory_meta
+            mine.prepare = _preparer(factory_meta)
         mine.init_sequence = extras.get("__sequence")
         fast = mine.fast = dict(self.fast)
         leaves = mine.leaves = dict(self.leaves)
@@ -132,6 +136,29 @@ class CompiledFactory:
 
     def __repr__(self) -> str:
         return f"<StepBuilder({self.factory_meta!r}, strategy={self.strategy!r})>"
+
+
+def _preparer(meta: Any) -> Callable[[dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``meta.prepare_arguments``, or for the common factory (no ``_adjust_kwargs`` or
+    ``prepare_arguments`` of its own, no ``rename``, no ``inline_args``) the one step of it that
+    then does anything: drop excluded names, parameters and SKIP values."""
+    if (
+        type(meta).prepare_arguments is not FactoryOptions.prepare_arguments
+        or getattr(meta.factory._adjust_kwargs, "__func__", None) is not _ADJUST_KWARGS
+        or meta.rename
+        or meta.inline_args
+    ):
+        return meta.prepare_arguments  # type: ignore[no-any-return]
+    hidden = frozenset((*meta.exclude, *meta.parameters))
+
+    def prepare(attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (), {k: v for k, v in attributes.items() if k not in hidden and v is not SKIP}
+
+    return prepare
+
+
+_ADJUST_KWARGS: Any = vars(BaseFactory)["_adjust_kwargs"].__func__
+"""factory_boy's own ``_adjust_kwargs`` (it returns the keywords unchanged)."""
 
 
 def _constant(value: Any) -> Evaluate:
