@@ -132,6 +132,8 @@ class _Shape:
     """Many-to-one relationships to the same class (a row's parent may be in the same batch)."""
     attribute_of: dict[str, str]
     """Column key -> attribute key, for every column attribute."""
+    holders: tuple[Any, ...]
+    """Relationships whose value on a row is a collection (or goes through a secondary)."""
     new_instance: Callable[[], Any]
     """A new instance with its state, without running the constructor."""
 
@@ -183,6 +185,11 @@ def _shape(model_class: type[Any]) -> _Shape:
             ),
             self_parents=tuple(r.key for r in parents if r.mapper is mapper),
             attribute_of={str(p.columns[0].key): p.key for p in mapper.column_attrs},
+            holders=tuple(
+                r
+                for r in mapper.relationships
+                if r.direction is not MANYTOONE or r.secondary is not None
+            ),
         )
     return found
 
@@ -220,23 +227,24 @@ def _parents_first(by_mapper: dict[Mapper[Any], list[Any]]) -> list[Table]:
 
 
 def _refuse_collections(mapper: Mapper[Any], instances: list[Any]) -> None:
-    for rel in mapper.relationships:
-        if rel.direction is MANYTOONE and rel.secondary is None:
-            continue
-        if any(not _held_by_children(i, rel) for i in instances):
-            raise RowsModeError(
-                f"{mapper.class_.__name__}.{rel.key} is a collection set on the rows; rows mode "
-                "writes each table's own columns only. Fix: use create_batch(...) for this call."
-            )
+    holders = _shape(mapper.class_).holders
+    if not holders:
+        return
+    for instance in instances:
+        values = _state(instance).dict
+        for rel in holders:
+            members = values.get(rel.key)
+            if members and not _held_by_children(instance, rel, members):
+                raise RowsModeError(
+                    f"{mapper.class_.__name__}.{rel.key} is a collection set on the rows; rows "
+                    "mode writes each table's own columns only. Fix: use create_batch(...) for "
+                    "this call."
+                )
 
 
-def _held_by_children(instance: Any, rel: Any) -> bool:
-    """Whether a collection is empty, or holds only children that point back at ``instance``
-    (a backref the ORM filled when each child was given its parent): their own foreign keys
-    carry the link."""
-    members = _state(instance).dict.get(rel.key)
-    if not members:
-        return True
+def _held_by_children(instance: Any, rel: Any, members: Any) -> bool:
+    """Whether a collection holds only children that point back at ``instance`` (a backref the
+    ORM filled when each child was given its parent): their own foreign keys carry the link."""
     if rel.secondary is not None:
         return False
     children = members if isinstance(members, Iterable) else [members]
@@ -261,7 +269,8 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
     """One multi-row INSERT per shape of row, keys returned in parameter order (on SQLite,
     assigned ahead: see ``rowids``)."""
     shape = _shape(mapper.class_)
-    rows = [_row(shape, i) for i in instances]
+    dicts = [_state(i).dict for i in instances]
+    rows = [_row(shape, d) for d in dicts]
     primary = list(table.primary_key.columns)
     groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for position, row in enumerate(rows):
@@ -276,58 +285,63 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
             take_write_lock(connection, table)
             keys = next_rowids(connection, table, len(positions))
         if keys is not None:
-            keyed = [
-                (instances[p], {**rows[p], rowid.key: k})
-                for p, k in zip(positions, keys, strict=True)
-            ]
-            _insert_keyed(connection, shape, table, rowid, filled, keyed)
+            for position, key in zip(positions, keys, strict=True):
+                rows[position][rowid.key] = key  # the row dicts are this write's own
+            _insert_keyed(connection, shape, rowid, filled, instances, dicts, rows, positions)
             continue
         statement = insert(table).returning(*primary, *filled, sort_by_parameter_order=True)
         result = connection.execute(statement, [rows[p] for p in positions])
         for position, returned in zip(positions, result, strict=True):
-            _returned(shape, instances[position], rows[position], filled, tuple(returned))
+            _returned(shape, instances[position], dicts[position], rows[position], filled, returned)
 
 
 def _insert_keyed(
     connection: Any,
     shape: _Shape,
-    table: Table,
     rowid: Any,
     filled: list[Any],
-    keyed: list[tuple[Any, dict[str, Any]]],
+    instances: list[Any],
+    dicts: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    positions: list[int],
 ) -> None:
     """Rows that carry their keys, in multi-row statements; what the database filled comes
     back matched by key (a RETURNING, unordered) when there is any."""
+    table = rowid.table
+    key = rowid.key
     if not filled:
-        connection.execute(insert(table), [row for _, row in keyed])
-        for instance, row in keyed:
-            _written(shape, instance, row, (row[rowid.key],))
+        connection.execute(insert(table), [rows[p] for p in positions])
+        for p in positions:
+            _written(shape, instances[p], dicts[p], rows[p], (rows[p][key],))
         return
-    result = connection.execute(insert(table).returning(rowid, *filled), [r for _, r in keyed])
+    result = connection.execute(
+        insert(table).returning(rowid, *filled), [rows[p] for p in positions]
+    )
     by_key = {values[0]: tuple(values) for values in result}
-    for instance, row in keyed:
-        _returned(shape, instance, row, filled, by_key[row[rowid.key]])
+    for p in positions:
+        _returned(shape, instances[p], dicts[p], rows[p], filled, by_key[rows[p][key]])
 
 
 def _returned(
     shape: _Shape,
     instance: Any,
+    values: dict[str, Any],
     row: dict[str, Any],
     filled: list[Any],
-    values: tuple[Any, ...],
+    returned: Sequence[Any],
 ) -> None:
     """Hand an instance what its INSERT returned: its key, and the columns the database filled."""
-    keys = len(values) - len(filled)
+    keys = len(returned) - len(filled)
     if filled:
-        row = {**row, **{c.key: v for c, v in zip(filled, values[keys:], strict=True)}}
-        _written(shape, instance, row, values[:keys], [str(c.key) for c in filled])
+        row = {**row, **{c.key: v for c, v in zip(filled, returned[keys:], strict=True)}}
+        _written(shape, instance, values, row, tuple(returned[:keys]), [str(c.key) for c in filled])
     else:
-        _written(shape, instance, row, values[:keys])
+        _written(shape, instance, values, row, tuple(returned[:keys]))
 
 
-def _row(shape: _Shape, instance: Any) -> dict[str, Any]:
-    """The instance's column values by column key, foreign keys taken from its parents."""
-    values = _state(instance).dict
+def _row(shape: _Shape, values: dict[str, Any]) -> dict[str, Any]:
+    """An instance's column values (its state's dict) by column key, foreign keys taken from its
+    parents."""
     row = {column: values[key] for key, column in shape.columns if key in values}
     for rel in shape.parents:
         parent = values.get(rel.key)
@@ -372,14 +386,15 @@ def _pairs(rel: Any, parent: Mapper[Any]) -> tuple[tuple[str, int | None, str], 
 def _written(
     shape: _Shape,
     instance: Any,
+    values: dict[str, Any],
     row: dict[str, Any],
     keys: tuple[Any, ...],
     filled: Sequence[str] = (),
 ) -> None:
-    """Give the instance its key, the foreign keys it took from its parents and what the
-    database filled, as the flush leaves them; then make it a detached row with an identity.
-    Its other columns are already its own values (the row was read from them)."""
-    values = _state(instance).dict
+    """Give the instance (``values``: its state's dict) its key, the foreign keys it took from
+    its parents and what the database filled, as the flush leaves them; then make it a detached
+    row with an identity. Its other columns are already its own values (the row was read from
+    them)."""
     values.update(zip(shape.primary, keys, strict=True))
     for key, column in shape.linked:
         if column in row:

@@ -341,7 +341,7 @@ def check_object(
         # lookup each instead of the general walk
         if key not in names_tenant and not _HOLDS_ROWS.get(type(value), True):
             continue
-        if _plainly_of(value, tenant):
+        if _plainly_of(value, tenant) or (key == spec.field and value == tenant.id):
             continue
         for ref in _tenants_named(spec, key, value):
             if not ref.same(tenant) and not _CROSS.get():
