@@ -125,7 +125,25 @@ class Flagged(factory.Factory):
     shown = factory.LazyAttribute(lambda o: o.secret.upper())
 
 
+class ReadsAhead(factory.Factory):
+    """A sub-object reads fields of its parent that come after it (a draw, a sequence): the
+    parent's resolver computes them early, and the parent keeps those values."""
+
+    class Meta:
+        model = Thing
+
+    first = factory.Faker("word")
+    owner = factory.SubFactory(
+        Owner, name=factory.SelfAttribute("..later"), code=factory.SelfAttribute("..number")
+    )
+    later = factory.Faker("word")
+    number = factory.Sequence(lambda n: f"N{n}")
+    last = factory.Faker("word")
+
+
 CASES: list[tuple[type[factory.Factory], dict[str, Any]]] = [
+    (ReadsAhead, {}),
+    (ReadsAhead, {"later": "given"}),
     (Flagged, {}),
     (Flagged, {"vip": True}),
     (Flagged, {"wholesale": True, "absent": False, "unset_flag": 1}),
@@ -158,6 +176,7 @@ def test_our_builder_builds_what_factory_boy_builds(
         factory_cls.reset_sequence()
         Owner.reset_sequence()
         Flagged.reset_sequence()
+        ReadsAhead.reset_sequence()
         for iterator in (Item.kind_,):
             iterator.reset()
         made.append([plain(build(factory_cls, dict(kwargs))) for _ in range(4)])

@@ -72,15 +72,23 @@ class CompiledFactory:
         self.leaves: dict[str, Evaluate] = {}
         """Fast fields that read nothing of the object (constants, draws, sequences): the build
         loop sets them without going through the resolver."""
-        if LOGGER.isEnabledFor(logging.DEBUG):
-            return
-        for name, found in self.declarations.items():
+        debugging = LOGGER.isEnabledFor(logging.DEBUG)  # then every declaration evaluates
+        for name, found in ({} if debugging else self.declarations).items():
             declaration = _decided(found.declaration, self.declarations)
             fast = _precompiled(declaration, found.context, self)
             if fast is not None:
                 self.fast[name] = fast
                 if type(declaration) is not SubFactory and not hasattr(Resolver, name):
                     self.leaves[name] = fast
+        self.steps = self._steps()
+
+    def _steps(self) -> list[tuple[str, Evaluate | None, bool]]:
+        """Per field in order: its precompiled evaluator (None: through the resolver, as is a
+        name the resolver has an attribute for) and whether it reads nothing of the object."""
+        return [
+            (name, None if hasattr(Resolver, name) else self.fast.get(name), name in self.leaves)
+            for name in self.order
+        ]
 
     def build(self, parent_step: BuildStep | None = None, force_sequence: int | None = None) -> Any:
         """Build (or create) one object, exactly as ``StepBuilder.build`` does."""
@@ -92,27 +100,44 @@ class CompiledFactory:
         else:
             sequence = meta.next_sequence()
         step = BuildStep(self, sequence, parent_step)
-        stub = step.stub
         attributes = step.attributes
-        values = stub._Resolver__values
-        leaves = self.leaves
-        for name in self.order:
-            leaf = leaves.get(name)
-            if leaf is not None and name not in values:  # read by no field before its turn
-                attributes[name] = values[name] = leaf(step)
-                continue
-            value = getattr(stub, name)  # as StepBuilder: a real attribute wins
-            attributes[name] = SKIP if isinstance(value, SkippedPlace) else value
+        for name, evaluate, leaf in self.steps:
+            values = step.values  # the resolver's, once something has read it
+            if values is not None and name in values:  # read before its turn
+                value = values[name]
+            elif evaluate is None:  # through the resolver, as StepBuilder: a real attribute wins
+                value = getattr(step.stub, name)
+                value = SKIP if isinstance(value, SkippedPlace) else value
+            elif leaf:  # reads nothing of the object
+                value = evaluate(step)
+                if values is not None:
+                    values[name] = value
+            else:  # a sub-object reading this field back (``..owner``) is a cycle
+                pending = step.pending
+                pending.append(name)
+                try:
+                    value = evaluate(step)
+                finally:
+                    pending.pop()
+                if step.values is not None:
+                    step.values[name] = value
+            attributes[name] = value
         args, kwargs = self.prepare(attributes)
         instance = meta.instantiate(step=step, args=args, kwargs=kwargs)
-        results = {
-            name: found.declaration.evaluate_post(
-                instance=instance, step=step, overrides=found.context
-            )
-            for name, found in self.post
-        }
-        meta.use_postgeneration_results(instance=instance, step=step, results=results)
-        del step.stub  # the step and its resolver hold each other: free both without the collector
+        if (
+            self.post
+            or type(meta).use_postgeneration_results is not _USE_RESULTS
+            or getattr(meta.factory._after_postgeneration, "__func__", None)
+            is not _AFTER_POSTGENERATION
+        ):
+            results = {
+                name: found.declaration.evaluate_post(
+                    instance=instance, step=step, overrides=found.context
+                )
+                for name, found in self.post
+            }
+            meta.use_postgeneration_results(instance=instance, step=step, results=results)
+        step.resolver = None  # it and the step hold each other: free both without the collector
         return instance
 
     def bound(self, factory_meta: Any, extras: dict[str, Any]) -> CompiledFactory:
@@ -126,12 +151,16 @@ class CompiledFactory:
         fast = mine.fast = dict(self.fast)
         leaves = mine.leaves = dict(self.leaves)
         declarations = mine.declarations = dict(self.declarations)
+        changed = False
         for name, value in extras.items():
             if name in fast and enums.get_builder_phase(value) is None:
                 fast[name] = _constant(value)
                 if not hasattr(Resolver, name):
                     leaves[name] = fast[name]
                 declarations[name] = declarations[name]._replace(declaration=value)
+                changed = True
+        if changed:
+            mine.steps = mine._steps()
         return mine
 
     def __repr__(self) -> str:
@@ -157,6 +186,10 @@ def _preparer(meta: Any) -> Callable[[dict[str, Any]], tuple[tuple[Any, ...], di
     return prepare
 
 
+_AFTER_POSTGENERATION: Any = vars(BaseFactory)["_after_postgeneration"].__func__
+"""factory_boy's own ``_after_postgeneration`` (it does nothing): with no post-generation
+declaration either, the build skips that step."""
+_USE_RESULTS = FactoryOptions.use_postgeneration_results
 _ADJUST_KWARGS: Any = vars(BaseFactory)["_adjust_kwargs"].__func__
 """factory_boy's own ``_adjust_kwargs`` (it returns the keywords unchanged)."""
 
@@ -243,7 +276,12 @@ def _shape_of_call(factory_cls: Any, strategy: str, extras: dict[str, Any]) -> A
 
 
 class BuildStep:
-    """factory_boy's ``BuildStep``: one object's sequence, attributes, resolver and parent."""
+    """factory_boy's ``BuildStep``: one object's sequence, attributes, resolver and parent.
+
+    The resolver is made when something first reads it (a declaration that is not precompiled,
+    a sub-object's ``..field``, ``factory_parent``); the fields set before then are its first
+    values. An object whose fields read nothing of it never needs one.
+    """
 
     def __init__(
         self, builder: CompiledFactory, sequence: int, parent_step: BuildStep | None
@@ -252,7 +290,19 @@ class BuildStep:
         self.sequence = sequence
         self.parent_step = parent_step
         self.attributes: dict[str, Any] = {}
-        self.stub = Resolver(builder, self)
+        self.pending: list[str] = []
+        """Fields being computed: reading one of them again is a cycle."""
+        self.values: dict[str, Any] | None = None
+        """The resolver's values, once it exists."""
+        self.resolver: Resolver | None = None
+
+    @property
+    def stub(self) -> Resolver:
+        """The object's resolver (factory_boy's ``step.stub``)."""
+        if self.resolver is None:
+            self.values = dict(self.attributes)
+            self.resolver = Resolver(self.builder, self)
+        return self.resolver
 
     def __repr__(self) -> str:
         return f"<BuildStep for {self.builder!r}>"
@@ -318,8 +368,8 @@ class Resolver:
         vars(self).update(
             _Resolver__builder=builder,
             _Resolver__step=step,
-            _Resolver__values={},
-            _Resolver__pending=[],
+            _Resolver__values=step.values if step.values is not None else {},
+            _Resolver__pending=step.pending,
         )
 
     @property
