@@ -29,6 +29,7 @@ from sqlalchemy.orm.interfaces import MANYTOONE
 
 from .errors import RowsModeError
 from .factory_boy_adapter import overrides
+from .pgcopy import COPY_FROM, copy_plan, copy_rows
 from .rowids import AHEAD_FROM, next_rowids, rowid_column, take_write_lock
 
 INSERT_EVENTS = ("before_insert", "after_insert")
@@ -280,6 +281,12 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
         # the key, and what the database or a column default filled: the instance learns both,
         # as the ORM's flush would tell it
         filled = [c for c in table.columns if c.key not in given and not c.primary_key]
+        plan = copy_plan(connection, table, given) if len(positions) >= COPY_FROM else None
+        if plan is not None and copy_rows(connection, table, plan, [rows[p] for p in positions]):
+            column, set_back = primary[0].key, tuple(plan.defaults)
+            for p in positions:
+                _written(shape, instances[p], dicts[p], rows[p], (rows[p][column],), set_back)
+            continue
         keys = None
         if rowid is not None and rowid.key not in given and len(positions) >= AHEAD_FROM:
             take_write_lock(connection, table)
