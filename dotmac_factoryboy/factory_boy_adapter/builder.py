@@ -29,6 +29,9 @@ from factory.builder import DeclarationWithContext, parse_declarations
 from factory.declarations import (
     _UNSPECIFIED,
     SKIP,
+    Iterator,
+    LazyAttribute,
+    LazyAttributeSequence,
     LazyFunction,
     Maybe,
     SelfAttribute,
@@ -78,7 +81,7 @@ class CompiledFactory:
             fast = _precompiled(declaration, found.context, self)
             if fast is not None:
                 self.fast[name] = fast
-                if type(declaration) is not SubFactory and not hasattr(Resolver, name):
+                if type(declaration) not in _READS_OBJECT and not hasattr(Resolver, name):
                     self.leaves[name] = fast
         self.steps = self._steps()
 
@@ -192,6 +195,11 @@ declaration either, the build skips that step."""
 _USE_RESULTS = FactoryOptions.use_postgeneration_results
 _ADJUST_KWARGS: Any = vars(BaseFactory)["_adjust_kwargs"].__func__
 """factory_boy's own ``_adjust_kwargs`` (it returns the keywords unchanged)."""
+
+
+_READS_OBJECT = (SubFactory, LazyAttribute, LazyAttributeSequence, SelfAttribute)
+"""Precompiled declarations that read the object being built (through its resolver, or as a
+sub-object's parent): the build loop tracks them for cycles."""
 
 
 def _constant(value: Any) -> Evaluate:
@@ -458,6 +466,18 @@ def _precompiled(declaration: Any, context: dict[str, Any], builder: CompiledFac
     if type(declaration) is LazyFunction:
         call = declaration.function
         return lambda step: call()
+    # What their evaluate_pre does with no context: evaluate(resolver, step, {}).
+    evaluate: Any = getattr(declaration, "evaluate", None)
+    if type(declaration) is Iterator:  # reads neither the resolver nor the step
+        return lambda step: evaluate(None, step, {})
+    if type(declaration) is SelfAttribute:
+        return lambda step: evaluate(step.stub, step, {})
+    if type(declaration) is LazyAttribute:
+        function = declaration.function
+        return lambda step: function(step.stub)
+    if type(declaration) is LazyAttributeSequence:
+        function = declaration.function
+        return lambda step: function(step.stub, int(step.sequence))
     # A declaration class may offer a direct draw for exactly itself (a subclass does not
     # inherit it: its own evaluate decides); factory.Faker's is here.
     shortcut = type(declaration).__dict__.get("shortcut")
