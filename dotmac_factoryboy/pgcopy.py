@@ -70,12 +70,14 @@ _PLANS: dict[tuple[Table, tuple[str, ...], Any], CopyPlan | None] = {}
 
 
 def _planned(dialect: Any, table: Table, given: tuple[str, ...]) -> CopyPlan | None:
-    key_columns = list(table.primary_key.columns)
-    if len(key_columns) != 1 or not all(_copyable(c) for c in table.columns):
+    if not all(_copyable(c) for c in table.columns):
         return None
-    key = key_columns[0]
+    missing = [c for c in table.primary_key.columns if c.key not in given]
+    if len(missing) > 1:
+        return None
     drawn = None
-    if key.key not in given:
+    if missing:
+        key = missing[0]
         identity = key.identity
         if table.autoincrement_column is not key or (identity is not None and identity.always):
             return None
@@ -84,7 +86,7 @@ def _planned(dialect: Any, table: Table, given: tuple[str, ...]) -> CopyPlan | N
         drawn = str(key.key)
     defaults: dict[str, Any] = {}
     for column in table.columns:
-        if column.key in given or column is key:
+        if column.key in given or column.key == drawn:
             continue
         default = column.default
         if column.server_default is not None or column.computed is not None:

@@ -76,11 +76,23 @@ def _mapping_reason(mapper: Mapper[Any], node: Any) -> str | None:
         for name, value in node.fields.items()
         if name in mapper.relationships
         and mapper.relationships[name].direction is not MANYTOONE
+        and not _associable(mapper.relationships[name])
         and value.value is not None
     )
     if collections:
         return f"the call sets the collection {model}.{', '.join(collections)}"
     return None
+
+
+def _associable(rel: Any) -> bool:
+    """A many-to-many relationship whose links rows mode writes itself: through a plain
+    association table whose columns the two sides' keys fill."""
+    return (
+        isinstance(rel.secondary, Table)
+        and not rel.viewonly
+        and bool(rel.synchronize_pairs)
+        and bool(rel.secondary_synchronize_pairs)
+    )
 
 
 def _post_values(node: Any) -> list[str]:
@@ -134,7 +146,10 @@ class _Shape:
     attribute_of: dict[str, str]
     """Column key -> attribute key, for every column attribute."""
     holders: tuple[Any, ...]
-    """Relationships whose value on a row is a collection (or goes through a secondary)."""
+    """Collections that only the children's own foreign keys may carry (one-to-many and the
+    like): set on a row, their members must point back at it."""
+    links: tuple[Any, ...]
+    """Many-to-many relationships whose association rows rows mode writes (``_associable``)."""
     new_instance: Callable[[], Any]
     """A new instance with its state, without running the constructor."""
 
@@ -189,8 +204,9 @@ def _shape(model_class: type[Any]) -> _Shape:
             holders=tuple(
                 r
                 for r in mapper.relationships
-                if r.direction is not MANYTOONE or r.secondary is not None
+                if (r.direction is not MANYTOONE or r.secondary is not None) and not _associable(r)
             ),
+            links=tuple(r for r in mapper.relationships if _associable(r)),
         )
     return found
 
@@ -200,8 +216,9 @@ def write_rows(session: Session, instances: list[Any]) -> None:
     by_mapper: dict[Mapper[Any], list[Any]] = defaultdict(list)
     for instance in instances:
         by_mapper[_state(instance).mapper].append(instance)
+    writing = {id(i) for i in instances}
     for mapper in by_mapper:
-        _refuse_collections(mapper, by_mapper[mapper])
+        _refuse_collections(mapper, by_mapper[mapper], writing)
     connection = session.connection()
     for table in _parents_first(by_mapper):
         for mapper in (m for m in by_mapper if m.local_table is table):
@@ -219,6 +236,7 @@ def write_rows(session: Session, instances: list[Any]) -> None:
                 _insert(connection, mapper, table, ready)
                 done = {id(i) for i in ready}
                 waiting = [i for i in waiting if id(i) not in done]
+    _link(connection, by_mapper)
 
 
 def _parents_first(by_mapper: dict[Mapper[Any], list[Any]]) -> list[Table]:
@@ -227,20 +245,87 @@ def _parents_first(by_mapper: dict[Mapper[Any], list[Any]]) -> list[Table]:
     return ordered
 
 
-def _refuse_collections(mapper: Mapper[Any], instances: list[Any]) -> None:
-    holders = _shape(mapper.class_).holders
-    if not holders:
+def _refuse_collections(mapper: Mapper[Any], instances: list[Any], writing: set[int]) -> None:
+    """Refuse, before anything is written, collections rows mode cannot write: one-to-many ones
+    whose members do not point back at the row, and many-to-many members that are neither in the
+    database nor in this write (``writing``: their ids)."""
+    shape = _shape(mapper.class_)
+    if not shape.holders and not shape.links:
         return
+    model = mapper.class_.__name__
     for instance in instances:
         values = _state(instance).dict
-        for rel in holders:
+        for rel in shape.holders:
             members = values.get(rel.key)
             if members and not _held_by_children(instance, rel, members):
                 raise RowsModeError(
-                    f"{mapper.class_.__name__}.{rel.key} is a collection set on the rows; rows "
-                    "mode writes each table's own columns only. Fix: use create_batch(...) for "
-                    "this call."
+                    f"{model}.{rel.key} is a collection set on the rows; rows mode writes each "
+                    "table's own columns only. Fix: use create_batch(...) for this call."
                 )
+        for rel in shape.links:
+            for member in _members(values.get(rel.key)):
+                if id(member) not in writing and _state(member).key is None:
+                    raise RowsModeError(
+                        f"{model}.{rel.key} holds {member!r}, which is neither in the database "
+                        "nor built by this call, so its key is unknown. Fix: write it first "
+                        "(create it, or flush the session), or use create_batch(...)."
+                    )
+
+
+def _members(collection: Any) -> list[Any]:
+    if collection is None:
+        return []
+    return list(collection) if isinstance(collection, Iterable) else [collection]
+
+
+def _link(connection: Any, by_mapper: dict[Mapper[Any], list[Any]]) -> None:
+    """Write the association rows of the rows' many-to-many collections (every row and member
+    has its key now), and expire a persistent member's reverse collection, which lacks them."""
+    rows: dict[Table, list[dict[str, Any]]] = defaultdict(list)
+    for mapper, instances in by_mapper.items():
+        for rel in _shape(mapper.class_).links:
+            reverse = rel.back_populates or (
+                rel.backref if isinstance(rel.backref, str) else rel.backref and rel.backref[0]
+            )
+            for instance in instances:
+                members = _members(_state(instance).dict.get(rel.key))
+                if not members:
+                    continue
+                own = {str(s.key): _column_value(instance, c) for c, s in rel.synchronize_pairs}
+                for member in members:
+                    pairs = rel.secondary_synchronize_pairs
+                    rows[rel.secondary].append(
+                        {**own, **{str(s.key): _column_value(member, c) for c, s in pairs}}
+                    )
+                    if reverse:
+                        _forget_loaded(member, str(reverse))
+    for table, table_rows in rows.items():
+        _write_plain(connection, table, table_rows)
+
+
+def _column_value(instance: Any, column: Any) -> Any:
+    """A written row's value of ``column``: from its identity for a key column (readable when
+    the row is detached and expired), else from the row."""
+    state = _state(instance)
+    mapper = state.mapper
+    identity = state.identity
+    if identity is not None:
+        for position, key in enumerate(mapper.primary_key):
+            if key is column:
+                return identity[position]
+    return getattr(instance, mapper.get_property_by_column(column).key)
+
+
+def _write_plain(connection: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Rows that carry every key they need (association rows): by COPY where it pays, else one
+    multi-row INSERT per set of columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row)].append(row)
+    for given, group in groups.items():
+        plan = copy_plan(connection, table, given) if len(group) >= COPY_FROM else None
+        if plan is None or not copy_rows(connection, table, plan, group):
+            connection.execute(insert(table), group)
 
 
 def _held_by_children(instance: Any, rel: Any, members: Any) -> bool:
@@ -283,9 +368,10 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
         filled = [c for c in table.columns if c.key not in given and not c.primary_key]
         plan = copy_plan(connection, table, given) if len(positions) >= COPY_FROM else None
         if plan is not None and copy_rows(connection, table, plan, [rows[p] for p in positions]):
-            column, set_back = primary[0].key, tuple(plan.defaults)
+            set_back = tuple(plan.defaults)
             for p in positions:
-                _written(shape, instances[p], dicts[p], rows[p], (rows[p][column],), set_back)
+                identity = tuple(rows[p][c.key] for c in primary)
+                _written(shape, instances[p], dicts[p], rows[p], identity, set_back)
             continue
         keys = None
         if rowid is not None and rowid.key not in given and len(positions) >= AHEAD_FROM:
@@ -413,6 +499,13 @@ def _written(
         parent = values.get(key)
         if parent is not None:
             _forget_backref(parent, collection)
+
+
+def _forget_loaded(row: Any, collection: str) -> None:
+    """Expire a persistent row's loaded collection that a write outside the session changed."""
+    state = _state(row)
+    if state.session is not None and collection in state.dict:
+        state.session.expire(row, [collection])
 
 
 def _forget_backref(parent: Any, collection: str) -> None:

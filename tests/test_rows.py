@@ -22,6 +22,7 @@ from dotmac_factoryboy import (
     FactoryRegistry,
     LinkOnly,
     SQLAlchemyFactory,
+    TenantIsolatedFactory,
     customize,
     registry,
     tenant_context,
@@ -30,6 +31,7 @@ from dotmac_factoryboy.errors import RowsModeError
 from dotmac_factoryboy.factory_boy_adapter import reset_sequences
 from dotmac_factoryboy.isp.factories import (
     CustomerFactory,
+    DeviceFactory,
     InvoiceFactory,
     ServiceFactory,
     TenantFactory,
@@ -39,6 +41,9 @@ from dotmac_factoryboy.isp.models import Customer, Service, Tenant
 
 from .conftest import table_counts, wipe
 from .dumps import dump
+from .saas_factories import MemberFactory, OrganizationFactory, saas_registry
+from .saas_schema import Member as SaasMember
+from .saas_schema import Project, SaasBase
 from .test_real_schemas import (
     REGISTRY,
     Base,
@@ -119,6 +124,63 @@ def test_same_data_on_a_schema_of_its_own(db: Session, engine: Engine) -> None:
     db.commit()
     assert dump(engine, Base.metadata) == expected
     assert len(expected["pm_boards"]) == 3 * 2 + 4
+
+
+class WatchedProjectFactory(TenantIsolatedFactory[Project]):
+    """Projects with watchers: a many-to-many collection through an association table without a
+    primary key, under a tenant column named ``org_id``."""
+
+    class Meta:
+        model = Project
+        registry = saas_registry
+        tenant_field = "org_id"
+
+    name = factory.Sequence(lambda n: f"Watched {n}")
+    lead = None
+
+
+def watched_calls(create: bool) -> None:
+    org = OrganizationFactory.create()
+    members = MemberFactory.create_batch(3, org=org)
+    batch = WatchedProjectFactory.create_batch if create else WatchedProjectFactory.insert_batch
+    picks = [[members[0]], members[:2], [], members]
+    batch(4, org=org, watchers=factory.Iterator(picks))
+    devices = DeviceFactory.create_batch if create else DeviceFactory.insert_batch
+    services = ServiceFactory.create_batch(2)  # each with a tenant of its own
+    devices(1, customer=services[1].customer, services=[services[1]], router=True)
+
+
+def test_many_to_many_collections_write_their_association_rows(session: Session) -> None:
+    same_start(saas_registry, registry)
+    watched_calls(create=True)
+    session.commit()
+    expected = {**dump(session.get_bind(), SaasBase.metadata), **isp_dump(session)}
+    saas_registry.forget(saas_registry.current_scope)
+    registry.forget(registry.current_scope)
+    session.expunge_all()
+    wipe(session.get_bind())
+    same_start(saas_registry, registry)
+    watched_calls(create=False)
+    session.commit()
+    assert {**dump(session.get_bind(), SaasBase.metadata), **isp_dump(session)} == expected
+    assert len(expected["saas_project_watchers"]) == 1 + 2 + 0 + 3
+    assert len(expected["service_devices"]) == 1
+
+
+def isp_dump(session: Session) -> dict[str, list[str]]:
+    stamped_alike(session)
+    return dump(session.get_bind(), ISPBase.metadata)
+
+
+def test_a_member_not_in_the_database_is_refused_before_anything_is_written(
+    session: Session,
+) -> None:
+    org = OrganizationFactory.create()
+    unsaved = SaasMember(name="Not yet", role="member", org_id=org.id)  # in no session
+    before = table_counts(session)
+    with pytest.raises(RowsModeError, match=r"Project\.watchers holds .*neither in the database"):
+        WatchedProjectFactory.insert_batch(2, org=org, watchers=[unsaved])
+    assert table_counts(session) == before
 
 
 def test_returns_keys_and_the_rows_are_tracked_and_cleaned_up(db: Session) -> None:
