@@ -7,10 +7,14 @@ children take their parents' keys from the instances. Each written instance then
 detached row with its identity (``make_transient_to_detached``), so the registry tracks it and
 cleanup deletes it like any created row.
 
+On PostgreSQL large groups go by COPY instead (``pgcopy``). Many-to-many collections set on
+the rows become their association rows once every row has its key.
+
 What needs instances in a session is refused when the call is planned: ``_create`` overrides,
-``get_or_create``, post-generation declarations (``post_generation``, ``RelatedFactory``) and
-mapper-level insert events. Collections set on an instance (one-to-many, many-to-many) are
-refused when written, before anything of that write goes out.
+``get_or_create``, post-generation declarations (``post_generation``, ``RelatedFactory``),
+mapper-level insert events and one-to-many collections. When written, before anything of that
+write goes out: a collection whose members do not point back at their row, and a many-to-many
+member that is neither in the database nor in the write.
 """
 
 from __future__ import annotations

@@ -300,8 +300,8 @@ CASES = [
         "create_batch",
     ),
     Case(
-        "insert_batch setting a collection",
-        "DeviceFactory.insert_batch(2, services=[service])",
+        "insert_batch setting a one-to-many collection",
+        "CustomerFactory.insert_batch(2, services=[service])",
         "RowsModeError",
         "collection",
         "service = ServiceFactory.create()",
