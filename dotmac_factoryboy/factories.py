@@ -572,10 +572,13 @@ def _primary_key(instance: Any) -> Any:
 
 def _track(unit: UnitOfWork) -> None:
     """Track what a unit of work wrote, once all of it is in the database."""
+    by_factory: dict[Any, list[TrackedRow]] = {}
     by_registry: dict[int, tuple[FactoryRegistry, list[TrackedRow]]] = {}
     for saved in unit.written:
-        chosen = registry_of(saved.factory)
-        rows = by_registry.setdefault(id(chosen), (chosen, []))[1]
+        rows = by_factory.get(saved.factory)
+        if rows is None:  # the first row of this factory: its registry's list
+            chosen = registry_of(saved.factory)
+            rows = by_factory[saved.factory] = by_registry.setdefault(id(chosen), (chosen, []))[1]
         rows.append(TrackedRow(saved.instance, saved.factory, saved.session))
     for chosen, rows in by_registry.values():
         chosen.track_many(rows)

@@ -499,6 +499,8 @@ def _written(
     for column in filled:
         values[shape.attribute_of[column]] = row[column]
     make_transient_to_detached(instance)
+    if shape.plain:  # new_row set its values without attribute events: no backref fired
+        return
     for key, collection in shape.backrefs:  # a persistent parent's collection took it
         parent = values.get(key)
         if parent is not None:

@@ -71,6 +71,7 @@ class CompiledFactory:
         self.declarations: dict[str, DeclarationWithContext] = {name: pre[name] for name in pre}
         self.post: list[tuple[str, DeclarationWithContext]] = [(n, post[n]) for n in post.sorted()]
         self.prepare = _preparer(factory_meta)
+        self.creates = _creates(factory_meta, strategy)
         self.fast: dict[str, Evaluate] = {}
         self.leaves: dict[str, Evaluate] = {}
         """Fast fields that read nothing of the object (constants, draws, sequences): the build
@@ -126,7 +127,10 @@ class CompiledFactory:
                     step.values[name] = value
             attributes[name] = value
         args, kwargs = self.prepare(attributes)
-        instance = meta.instantiate(step=step, args=args, kwargs=kwargs)
+        if self.creates:  # FactoryOptions.instantiate for the create strategy, one call less
+            instance = meta.factory._create(meta.model, *args, **kwargs)
+        else:
+            instance = meta.instantiate(step=step, args=args, kwargs=kwargs)
         if (
             self.post
             or type(meta).use_postgeneration_results is not _USE_RESULTS
@@ -150,6 +154,7 @@ class CompiledFactory:
         if factory_meta is not self.factory_meta:
             mine.factory_meta = factory_meta
             mine.prepare = _preparer(factory_meta)
+            mine.creates = _creates(factory_meta, self.strategy)
         mine.init_sequence = extras.get("__sequence")
         fast = mine.fast = dict(self.fast)
         leaves = mine.leaves = dict(self.leaves)
@@ -192,6 +197,18 @@ def _preparer(meta: Any) -> Callable[[dict[str, Any]], tuple[tuple[Any, ...], di
 _AFTER_POSTGENERATION: Any = vars(BaseFactory)["_after_postgeneration"].__func__
 """factory_boy's own ``_after_postgeneration`` (it does nothing): with no post-generation
 declaration either, the build skips that step."""
+
+
+def _creates(meta: Any, strategy: str) -> bool:
+    """Whether instantiating is just ``factory._create(model, ...)``: the create strategy with
+    factory_boy's own ``instantiate`` and ``get_model_class``."""
+    return (
+        strategy == enums.CREATE_STRATEGY
+        and type(meta).instantiate is FactoryOptions.instantiate
+        and type(meta).get_model_class is FactoryOptions.get_model_class
+    )
+
+
 _USE_RESULTS = FactoryOptions.use_postgeneration_results
 _ADJUST_KWARGS: Any = vars(BaseFactory)["_adjust_kwargs"].__func__
 """factory_boy's own ``_adjust_kwargs`` (it returns the keywords unchanged)."""
