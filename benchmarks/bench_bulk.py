@@ -140,6 +140,38 @@ def core_insert(session: Session, tenant_id: int, size: int) -> None:
     session.flush()
 
 
+def copy_insert(session: Session, tenant_id: int, size: int) -> None:
+    """PostgreSQL's limit: core_insert's rows (the same Faker calls), the addresses' keys drawn
+    from their sequence, both tables written with psycopg's COPY."""
+    fake = unweighted_faker(None)
+    addresses = [
+        (fake.street_address(), fake.city(), fake.postcode(), "US", tenant_id) for _ in range(size)
+    ]
+    connection = session.connection()
+    drawn = connection.execute(
+        text(
+            "SELECT nextval(pg_get_serial_sequence('addresses', 'id')) FROM generate_series(1, :n)"
+        ),
+        {"n": size},
+    )
+    ids = sorted(key for (key,) in drawn)
+    customers = [
+        (f"C-{n + 1:07d}", fake.name(), fake.email(), fake.phone_number(), ids[n], tenant_id)
+        for n in range(size)
+    ]
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor:
+        columns = "id, street, city, postal_code, country, tenant_id"
+        with cursor.copy(f"COPY addresses ({columns}) FROM STDIN") as copy:
+            for key, address in zip(ids, addresses, strict=True):
+                copy.write_row((key, *address))
+        columns = "customer_number, name, email, phone, service_address_id, tenant_id, type, status"
+        with cursor.copy(f"COPY customers ({columns}) FROM STDIN") as copy:
+            for customer in customers:
+                copy.write_row((*customer, "residential", "active"))
+    session.flush()
+
+
 def factory_boy_floor(session: Session, tenant_id: int, size: int) -> None:
     """Rows mode's floor with these declarations: factory_boy's own evaluation of the same fields
     (``stub_batch``: a Sequence, the same unweighted Faker calls through LazyFunction, a
@@ -254,6 +286,10 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
                 session, tenant_id, size
             ),
         }
+        if session.get_bind().dialect.name == "postgresql":
+            runs["psycopg COPY (same Faker calls, keys from the sequence)"] = lambda: copy_insert(
+                session, tenant_id, size
+            )
         try:
             poly = polyfactory_factory(session, tenant)
             runs["polyfactory create_batch_sync"] = lambda: poly.create_batch_sync(size)

@@ -143,6 +143,14 @@ class DotmacOptions(SQLAlchemyOptions):
     faker_weighting: bool
 
     def _build_default_options(self) -> list[OptionDefault]:
+        """The options list, made once per options class (factory_boy makes it anew for every
+        factory class, and pytest-factoryboy makes a factory class per model fixture call)."""
+        found = _DEFAULT_OPTIONS.get(type(self))
+        if found is None:
+            found = _DEFAULT_OPTIONS[type(self)] = self._default_options()
+        return list(found)
+
+    def _default_options(self) -> list[OptionDefault]:
         return [
             *super()._build_default_options(),  # type: ignore[no-untyped-call]
             OptionDefault("registry", None, inherit=True, checker=_check_registry),
@@ -150,6 +158,10 @@ class DotmacOptions(SQLAlchemyOptions):
             OptionDefault("batch_chunk_size", 1000, inherit=True, checker=_check_chunk_size),
             OptionDefault("faker_weighting", True, inherit=True),
         ]
+
+
+_DEFAULT_OPTIONS: dict[type[Any], list[OptionDefault]] = {}
+"""Each options class's option list (the entries are read-only)."""
 
 
 class FactoryMeta(FactoryMetaClass):
@@ -687,9 +699,9 @@ STOCK_BASES.add(SQLAlchemyFactory)
 class TenantOptions(DotmacOptions):
     """Adds ``tenant_field``, ``tenant_relationship`` and ``tenant_factory``."""
 
-    def _build_default_options(self) -> list[OptionDefault]:
+    def _default_options(self) -> list[OptionDefault]:
         return [
-            *super()._build_default_options(),
+            *super()._default_options(),
             OptionDefault("tenant_field", "tenant_id", inherit=True),
             OptionDefault("tenant_relationship", None, inherit=True),
             OptionDefault("tenant_factory", None, inherit=True),
