@@ -369,7 +369,15 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
     for given, positions in groups.items():
         # the key, and what the database or a column default filled: the instance learns both,
         # as the ORM's flush would tell it
-        filled = [c for c in table.columns if c.key not in given and not c.primary_key]
+        missing = [c for c in table.columns if c.key not in given and not c.primary_key]
+        filled = [c for c in missing if _filled_by_insert(c)]
+        nulls = {str(c.key): None for c in missing if not _filled_by_insert(c)}
+        if nulls:  # NULL either way: written explicitly, and the instance knows them already
+            attributes = {shape.attribute_of[c]: None for c in nulls if c in shape.attribute_of}
+            for p in positions:
+                rows[p].update(nulls)
+                dicts[p].update(attributes)
+            given = tuple(rows[positions[0]])
         plan = copy_plan(connection, table, given) if len(positions) >= COPY_FROM else None
         if plan is not None and copy_rows(connection, table, plan, [rows[p] for p in positions]):
             set_back = tuple(plan.defaults)
@@ -417,6 +425,17 @@ def _insert_keyed(
     by_key = {values[0]: tuple(values) for values in result}
     for p in positions:
         _returned(shape, instances[p], dicts[p], rows[p], filled, by_key[rows[p][key]])
+
+
+def _filled_by_insert(column: Any) -> bool:
+    """Whether an INSERT that leaves ``column`` out fills it with something other than NULL (a
+    default, a server default, a computed or identity value): only those are returned."""
+    return (
+        column.default is not None
+        or column.server_default is not None
+        or column.computed is not None
+        or column.identity is not None
+    )
 
 
 def _returned(
