@@ -106,8 +106,10 @@ def polyfactory_factory(session: Session, tenant: Any) -> Any:
     return CustomerPoly
 
 
-def core_insert(session: Session, tenant_id: int, size: int) -> None:
-    """The limit: rows made by the same Faker calls (unweighted), inserted with Core."""
+def core_insert(session: Session, tenant_id: int, size: int, *, keys: bool = False) -> None:
+    """The limit: rows made by the same Faker calls (unweighted), inserted with Core; with
+    ``keys``, the customers' generated keys come back too (ordered RETURNING), as rows mode
+    must hand them back."""
     fake = unweighted_faker(None)
     addresses = [
         {
@@ -136,7 +138,12 @@ def core_insert(session: Session, tenant_id: int, size: int) -> None:
         }
         for n in range(size)
     ]
-    session.execute(insert(Customer), customers)
+    statement = insert(Customer)
+    if keys:
+        statement = statement.returning(Customer.id, sort_by_parameter_order=True)
+    result = session.execute(statement, customers)
+    if keys:
+        result.all()
     session.flush()
 
 
@@ -278,6 +285,9 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
             ),
             "SQLAlchemy Core insert (same Faker calls)": lambda: core_insert(
                 session, tenant_id, size
+            ),
+            "SQLAlchemy Core insert returning the keys (same Faker calls)": lambda: core_insert(
+                session, tenant_id, size, keys=True
             ),
             "factory_boy stub_batch of the same fields + Core insert": lambda: factory_boy_floor(
                 session, tenant_id, size

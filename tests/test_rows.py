@@ -43,7 +43,7 @@ from .conftest import table_counts, wipe
 from .dumps import dump
 from .saas_factories import MemberFactory, OrganizationFactory, saas_registry
 from .saas_schema import Member as SaasMember
-from .saas_schema import Project, SaasBase
+from .saas_schema import Project, SaasBase, project_watchers
 from .test_real_schemas import (
     REGISTRY,
     Base,
@@ -165,6 +165,18 @@ def test_many_to_many_collections_write_their_association_rows(session: Session)
     assert {**dump(session.get_bind(), SaasBase.metadata), **isp_dump(session)} == expected
     assert len(expected["saas_project_watchers"]) == 1 + 2 + 0 + 3
     assert len(expected["service_devices"]) == 1
+
+
+def test_association_rows_written_by_rows_mode_are_cleaned_up(session: Session) -> None:
+    org = OrganizationFactory.create()
+    members = MemberFactory.create_batch(2, org=org)
+    WatchedProjectFactory.insert_batch(3, org=org, watchers=members)
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(project_watchers)) == 6
+    report = saas_registry.cleanup_all()
+    assert not report.blocked
+    assert session.scalar(select(func.count()).select_from(project_watchers)) == 0
+    assert session.scalar(select(func.count()).select_from(Project)) == 0
 
 
 def isp_dump(session: Session) -> dict[str, list[str]]:
