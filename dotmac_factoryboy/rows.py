@@ -201,7 +201,7 @@ def _shape(model_class: type[Any]) -> _Shape:
             linked=tuple(
                 (mapper.get_property_by_column(c).key, str(c.key))
                 for c in {c: None for r in parents for c in r.local_columns}
-                if c in mapper.columns.values()
+                if mapper.columns.contains_column(c)
             ),
             self_parents=tuple(r.key for r in parents if r.mapper is mapper),
             attribute_of={str(p.columns[0].key): p.key for p in mapper.column_attrs},
