@@ -7,8 +7,8 @@ plans and evaluates every VALUES row). ``COPY`` returns nothing, so it only writ
 values are all known before they go out: the key is given, or drawn from the column's sequence
 in order (the values row-by-row inserts would have taken); every other column is in the row, has
 a constant Python default, or has no default at all (NULL). Anything else (a server default,
-a callable default, a computed or ``GENERATED ALWAYS`` column, a type outside ``COPYABLE``, the
-async driver) keeps the ``INSERT``. Values go through each column type's bind processor, as
+a callable default, a computed or ``GENERATED ALWAYS`` column, a type outside ``COPYABLE`` or one that wraps SQL
+around its bound values, the async driver) keeps the ``INSERT``. Values go through each column type's bind processor, as
 an ``INSERT`` sends them.
 
 A ``COPY`` is not a cursor execution: ``before_cursor_execute`` listeners do not see it.
@@ -114,9 +114,21 @@ def _planned(dialect: Any, table: Table, given: tuple[str, ...]) -> CopyPlan | N
 
 def _copyable(column: Any) -> bool:
     kind = column.type
+    if not _plain_binding(kind):
+        return False
     if isinstance(kind, types.TypeDecorator):
         kind = kind.impl_instance
-    return isinstance(kind, COPYABLE) and not isinstance(kind, types.ARRAY)
+    return isinstance(kind, COPYABLE)
+
+
+def _plain_binding(kind: Any) -> bool:
+    """Whether the type wraps no SQL around a bound value (``bind_expression``): COPY sends
+    values, not expressions."""
+    decorated = isinstance(kind, types.TypeDecorator)
+    own = types.TypeDecorator if decorated else types.TypeEngine
+    if type(kind).bind_expression is not own.bind_expression:
+        return False
+    return _plain_binding(kind.impl_instance) if decorated else True
 
 
 def copy_rows(connection: Any, table: Table, plan: CopyPlan, rows: list[dict[str, Any]]) -> bool:

@@ -3,7 +3,8 @@ instance values as its INSERT, or the INSERT itself where COPY could not match i
 
 A schema of its own: a UUID-keyed tenant under another column name (``org_ref``), a Python
 enum, a type with its own bind step, a column with a constant Python default the factory leaves
-out, one with a server default, and a ``GENERATED ALWAYS`` identity key."""
+out, one with a server default, a type that wraps SQL around its values, and a ``GENERATED
+ALWAYS`` identity key."""
 
 from __future__ import annotations
 
@@ -59,6 +60,16 @@ class Upper(TypeDecorator[str]):
         return value.upper() if value is not None else None
 
 
+class Lowered(TypeDecorator[str]):
+    """A type that wraps SQL around its bound value: COPY, which sends values, must not take it."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return func.lower(bindvalue)
+
+
 class Org(Base):
     __tablename__ = "cp_orgs"
     ref: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -85,6 +96,12 @@ class Stamped(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     body: Mapped[str] = mapped_column(String(40))
     stamp: Mapped[str] = mapped_column(String(20), server_default=text("'stamped'"))
+
+
+class Shouted(Base):
+    __tablename__ = "cp_shouted"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(Lowered)
 
 
 class Fixed(Base):
@@ -124,6 +141,14 @@ class StampedFactory(SQLAlchemyFactory[Stamped]):
         registry = REGISTRY
 
     body = factory.Faker("word")
+
+
+class ShoutedFactory(SQLAlchemyFactory[Shouted]):
+    class Meta:
+        model = Shouted
+        registry = REGISTRY
+
+    body = factory.Sequence(lambda n: f"LOUD {n}")
 
 
 class FixedFactory(SQLAlchemyFactory[Fixed]):
@@ -218,7 +243,10 @@ def test_copy_and_insert_write_the_same_rows(db: Session) -> None:
 def test_what_copy_cannot_match_keeps_the_insert(db: Session, statements: list[str]) -> None:
     StampedFactory.insert_batch(SIZE)
     fixed = FixedFactory.insert_batch(SIZE)
+    ShoutedFactory.insert_batch(SIZE)
     db.commit()
+    assert inserts_into(statements, "cp_shouted") == 1  # lower() around each value
+    assert set(db.scalars(select(Shouted.body))) == {f"loud {n}" for n in range(SIZE)}
     assert inserts_into(statements, "cp_stamped") == 1  # a server default to return
     assert inserts_into(statements, "cp_fixed") == 1  # GENERATED ALWAYS takes no keys
     assert {s.stamp for s in REGISTRY.instances_of(StampedFactory)} == {"stamped"}
