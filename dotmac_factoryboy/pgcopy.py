@@ -89,13 +89,11 @@ def _planned(dialect: Any, table: Table, given: tuple[str, ...]) -> CopyPlan | N
         if column.key in given or column.key == drawn:
             continue
         default = column.default
-        if column.server_default is not None or column.computed is not None:
-            return None
-        if default is None:
+        if not filled_by_insert(column):
             defaults[column.key] = None
-        elif default.is_scalar:
+        elif column.server_default is None and default is not None and default.is_scalar:
             defaults[column.key] = default.arg  # type: ignore[attr-defined]
-        else:
+        else:  # the database fills it, or a callable default does
             return None
     columns = tuple(str(c) for c in ((drawn,) if drawn else ()) + given + tuple(defaults))
     quote = dialect.identifier_preparer
@@ -110,6 +108,12 @@ def _planned(dialect: Any, table: Table, given: tuple[str, ...]) -> CopyPlan | N
         defaults=defaults,
         processors=processors,
     )
+
+
+def filled_by_insert(column: Any) -> bool:
+    """Whether an INSERT that leaves ``column`` out fills it with something other than NULL: a
+    ``default``, or a ``server_default`` (which computed and identity columns have too)."""
+    return column.default is not None or column.server_default is not None
 
 
 def _copyable(column: Any) -> bool:

@@ -33,7 +33,7 @@ from sqlalchemy.orm.interfaces import MANYTOONE
 
 from .errors import RowsModeError
 from .factory_boy_adapter import overrides
-from .pgcopy import COPY_FROM, copy_plan, copy_rows
+from .pgcopy import COPY_FROM, copy_plan, copy_rows, filled_by_insert
 from .rowids import AHEAD_FROM, next_rowids, rowid_column, take_write_lock
 
 INSERT_EVENTS = ("before_insert", "after_insert")
@@ -97,6 +97,15 @@ def _associable(rel: Any) -> bool:
         and bool(rel.synchronize_pairs)
         and bool(rel.secondary_synchronize_pairs)
     )
+
+
+def _reverse_of(rel: Any) -> str | None:
+    """The name of a relationship's other side on the related class (``back_populates`` or
+    ``backref``), if it has one."""
+    reverse = rel.back_populates or (
+        rel.backref if isinstance(rel.backref, str) else rel.backref and rel.backref[0]
+    )
+    return str(reverse) if reverse else None
 
 
 def _post_values(node: Any) -> list[str]:
@@ -176,13 +185,7 @@ def _shape(model_class: type[Any]) -> _Shape:
         mapper: Mapper[Any] = sa_inspect(model_class)
         manager = mapper.class_manager
         parents = tuple(r for r in mapper.relationships if r.direction is MANYTOONE)
-        backrefs = []
-        for rel in parents:
-            reverse = rel.back_populates or (
-                rel.backref if isinstance(rel.backref, str) else rel.backref and rel.backref[0]
-            )
-            if reverse:
-                backrefs.append((rel.key, str(reverse)))
+        backrefs = [(rel.key, reverse) for rel in parents if (reverse := _reverse_of(rel))]
         found = _SHAPES[model_class] = _Shape(
             mapper=mapper,
             plain=(
@@ -288,9 +291,7 @@ def _link(connection: Any, by_mapper: dict[Mapper[Any], list[Any]]) -> None:
     rows: dict[Table, list[dict[str, Any]]] = defaultdict(list)
     for mapper, instances in by_mapper.items():
         for rel in _shape(mapper.class_).links:
-            reverse = rel.back_populates or (
-                rel.backref if isinstance(rel.backref, str) else rel.backref and rel.backref[0]
-            )
+            reverse = _reverse_of(rel)
             for instance in instances:
                 members = _members(_state(instance).dict.get(rel.key))
                 if not members:
@@ -302,7 +303,7 @@ def _link(connection: Any, by_mapper: dict[Mapper[Any], list[Any]]) -> None:
                         {**own, **{str(s.key): _column_value(member, c) for c, s in pairs}}
                     )
                     if reverse:
-                        _forget_loaded(member, str(reverse))
+                        _forget_loaded(member, reverse)
     for table, table_rows in rows.items():
         _write_plain(connection, table, table_rows)
 
@@ -311,13 +312,24 @@ def _column_value(instance: Any, column: Any) -> Any:
     """A written row's value of ``column``: from its identity for a key column (readable when
     the row is detached and expired), else from the row."""
     state = _state(instance)
-    mapper = state.mapper
+    position, key = _place(state.mapper, column)
     identity = state.identity
-    if identity is not None:
-        for position, key in enumerate(mapper.primary_key):
-            if key is column:
-                return identity[position]
-    return getattr(instance, mapper.get_property_by_column(column).key)
+    if position is not None and identity is not None:
+        return identity[position]
+    return getattr(instance, key)
+
+
+_PLACES: dict[tuple[Mapper[Any], Any], tuple[int | None, str]] = {}
+
+
+def _place(mapper: Mapper[Any], column: Any) -> tuple[int | None, str]:
+    """A column's place in the mapper's identity (None for a column outside the key) and its
+    attribute key: worked out once per mapper and column."""
+    found = _PLACES.get((mapper, column))
+    if found is None:
+        position = next((i for i, c in enumerate(mapper.primary_key) if c is column), None)
+        found = _PLACES[(mapper, column)] = (position, mapper.get_property_by_column(column).key)
+    return found
 
 
 def _write_plain(connection: Any, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -370,8 +382,8 @@ def _insert(connection: Any, mapper: Mapper[Any], table: Table, instances: list[
         # the key, and what the database or a column default filled: the instance learns both,
         # as the ORM's flush would tell it
         missing = [c for c in table.columns if c.key not in given and not c.primary_key]
-        filled = [c for c in missing if _filled_by_insert(c)]
-        nulls = {str(c.key): None for c in missing if not _filled_by_insert(c)}
+        filled = [c for c in missing if filled_by_insert(c)]
+        nulls = {str(c.key): None for c in missing if not filled_by_insert(c)}
         if nulls:  # NULL either way: written explicitly, and the instance knows them already
             attributes = {shape.attribute_of[c]: None for c in nulls if c in shape.attribute_of}
             for p in positions:
@@ -427,17 +439,6 @@ def _insert_keyed(
         _returned(shape, instances[p], dicts[p], rows[p], filled, by_key[rows[p][key]])
 
 
-def _filled_by_insert(column: Any) -> bool:
-    """Whether an INSERT that leaves ``column`` out fills it with something other than NULL (a
-    default, a server default, a computed or identity value): only those are returned."""
-    return (
-        column.default is not None
-        or column.server_default is not None
-        or column.computed is not None
-        or column.identity is not None
-    )
-
-
 def _returned(
     shape: _Shape,
     instance: Any,
@@ -467,36 +468,9 @@ def _row(shape: _Shape, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _keys_from(rel: Any, parent: Any, row: dict[str, Any]) -> None:
-    """Set the child's foreign-key values from its parent: a key column from the parent's
-    identity (readable even when the parent is detached and expired), another column from the
-    parent."""
-    state = _state(parent)
-    identity = state.identity
-    for local, position, remote in _pairs(rel, state.mapper):
-        if position is not None and identity is not None:
-            row[local] = identity[position]
-        else:
-            row[local] = getattr(parent, remote)
-
-
-_PAIRS: dict[tuple[Any, Mapper[Any]], tuple[tuple[str, int | None, str], ...]] = {}
-
-
-def _pairs(rel: Any, parent: Mapper[Any]) -> tuple[tuple[str, int | None, str], ...]:
-    """(local column key, the remote column's place in the parent's identity or None, the
-    parent's attribute key) for each column pair of a many-to-one relationship."""
-    found = _PAIRS.get((rel, parent))
-    if found is None:
-        primary = list(parent.primary_key)
-        found = _PAIRS[(rel, parent)] = tuple(
-            (
-                str(local.key),
-                next((i for i, c in enumerate(primary) if c is remote), None),
-                parent.get_property_by_column(remote).key,
-            )
-            for local, remote in rel.local_remote_pairs
-        )
-    return found
+    """Set the child's foreign-key values from its parent (``_column_value``)."""
+    for local, remote in rel.local_remote_pairs:
+        row[local.key] = _column_value(parent, remote)
 
 
 def _written(
