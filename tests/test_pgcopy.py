@@ -25,7 +25,6 @@ from sqlalchemy import (
     Numeric,
     String,
     TypeDecorator,
-    event,
     func,
     select,
     text,
@@ -37,6 +36,7 @@ from dotmac_factoryboy.errors import BatchError
 from dotmac_factoryboy.pgcopy import COPY_FROM
 
 from .backends import make_engine
+from .test_bulk import Statements
 
 SIZE = COPY_FROM + 36
 
@@ -176,15 +176,10 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
+def statements(db: Session) -> Iterator[list[str]]:
+    """The first words of every statement the test runs (COPY is not among them)."""
+    with Statements(db) as seen:
+        yield seen
 
 
 def inserts_into(statements: list[str], table: str) -> int:

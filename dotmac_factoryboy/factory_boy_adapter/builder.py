@@ -73,7 +73,7 @@ class CompiledFactory:
         self.prepare = _preparer(factory_meta)
         self.creates = _creates(factory_meta, strategy)
         self.fast: dict[str, Evaluate] = {}
-        self.leaves: dict[str, Evaluate] = {}
+        self.leaves: set[str] = set()
         """Fast fields that read nothing of the object (constants, draws, sequences): the build
         loop sets them without going through the resolver."""
         debugging = LOGGER.isEnabledFor(logging.DEBUG)  # then every declaration evaluates
@@ -82,8 +82,8 @@ class CompiledFactory:
             fast = _precompiled(declaration, found.context, self)
             if fast is not None:
                 self.fast[name] = fast
-                if type(declaration) not in _READS_OBJECT and not hasattr(Resolver, name):
-                    self.leaves[name] = fast
+                if type(declaration) not in _READS_OBJECT:
+                    self.leaves.add(name)
         self.steps = self._steps()
 
     def _steps(self) -> list[tuple[str, Evaluate | None, bool]]:
@@ -157,14 +157,13 @@ class CompiledFactory:
             mine.creates = _creates(factory_meta, self.strategy)
         mine.init_sequence = extras.get("__sequence")
         fast = mine.fast = dict(self.fast)
-        leaves = mine.leaves = dict(self.leaves)
+        leaves = mine.leaves = set(self.leaves)
         declarations = mine.declarations = dict(self.declarations)
         changed = False
         for name, value in extras.items():
             if name in fast and enums.get_builder_phase(value) is None:
                 fast[name] = _constant(value)
-                if not hasattr(Resolver, name):
-                    leaves[name] = fast[name]
+                leaves.add(name)
                 declarations[name] = declarations[name]._replace(declaration=value)
                 changed = True
         if changed:
